@@ -1,0 +1,31 @@
+"""Exceptions that carry the process exit code.
+
+The CLI turns each of them into one line on stderr and its exit code; everything
+else in the package raises one of these instead of printing, so that there is one
+place (``cli``) that decides what the operator sees.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_PARTIAL = 1  # the run finished but some students failed
+EXIT_CONFIG = 2  # configuration or usage error
+EXIT_DATABASE = 3  # database unreachable, bad credentials, missing table, connection lost
+
+
+class HeartbeatError(Exception):
+    """Base class: a failure the operator must see as one clear line."""
+
+    exit_code = EXIT_CONFIG
+
+
+class ConfigError(HeartbeatError):
+    """A configuration file, environment value or rule book is wrong (exit 2)."""
+
+    exit_code = EXIT_CONFIG
+
+
+class DatabaseError(HeartbeatError):
+    """The database failed: unreachable, credentials, schema, lost connection (exit 3)."""
+
+    exit_code = EXIT_DATABASE
