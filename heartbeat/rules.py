@@ -15,16 +15,29 @@ import json
 import math
 import re
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Optional
 
 from heartbeat.errors import ConfigError
 
 Predicate = Callable[[Mapping[str, Any]], bool]
 
 MODES = ("priority_first", "all_matching")
-OPERATORS = ("==", "!=", "<", "<=", ">", ">=", "in", "not_in", "contains", "not_contains", "matches")
+OPERATORS = (
+    "==",
+    "!=",
+    "<",
+    "<=",
+    ">",
+    ">=",
+    "in",
+    "not_in",
+    "contains",
+    "not_contains",
+    "matches",
+)
 SHIPPED_RULE_BOOK = "rulebook.json"
 
 
@@ -306,7 +319,9 @@ def load_rule_book(path: Optional[str] = None) -> RuleBook:
     """Load the operator's rule book at ``path``, or the one shipped with the package."""
     if path is None:
         shipped = resources.files("heartbeat").joinpath(SHIPPED_RULE_BOOK)
-        return parse_rule_book(shipped.read_text(encoding="utf-8"), f"(shipped) {SHIPPED_RULE_BOOK}")
+        return parse_rule_book(
+            shipped.read_text(encoding="utf-8"), f"(shipped) {SHIPPED_RULE_BOOK}"
+        )
     try:
         with open(path, encoding="utf-8") as handle:
             text = handle.read(4 * 1024 * 1024 + 1)

@@ -1,0 +1,190 @@
+"""The ``alt42-heartbeat`` command line: parse, dispatch, and turn errors into exit codes.
+
+This is the only module that prints. Normal output is ``[YYYY-MM-DD HH:MM:SS] message``
+lines (UTC) on stdout, which cron appends to the log; each error is one line on stderr
+(a traceback only with ``--verbose``). Exit codes: 0 success or skipped, 1 some
+students failed, 2 configuration or usage error, 3 database error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import Any, Callable, NoReturn, Optional, TextIO
+
+from heartbeat import __version__, db, report, rules, schema
+from heartbeat.config import Config, load_config
+from heartbeat.errors import EXIT_CONFIG, EXIT_OK, DatabaseError, HeartbeatError
+from heartbeat.run import Output, execute
+
+
+def stamp(message: str) -> str:
+    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return f"[{now}] {message}"
+
+
+def _printer(stream: TextIO) -> Callable[[str], None]:
+    def write(message: str) -> None:
+        print(stamp(message), file=stream, flush=True)
+
+    return write
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that exits 2 with one line (its default also prints the whole usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="alt42-heartbeat",
+        description="The ALT42 student heartbeat job for Moodle.",
+        epilog="Exit codes: 0 ok or skipped, 1 some students failed, 2 configuration or"
+        " usage error, 3 database error.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="INI file (default: $ALT42_HEARTBEAT_CONFIG or /etc/alt42/heartbeat.ini)",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+
+    run = commands.add_parser("run", help="process every active student once")
+    run.add_argument("--dry-run", action="store_true", help="read and evaluate, write nothing")
+    run.add_argument("--json", action="store_true", help="print one JSON summary only")
+    run.add_argument("--verbose", action="store_true", help="one line per student; tracebacks")
+
+    commands.add_parser("migrate", help="create or extend the tables the job writes (idempotent)")
+    commands.add_parser("check", help="check config, database, tables and rule book")
+
+    rep = commands.add_parser("report", help="recent runs and daily aggregates")
+    span = rep.add_mutually_exclusive_group()
+    span.add_argument("--hours", type=_positive, metavar="N", help="each run in the last N hours")
+    span.add_argument("--days", type=_positive, metavar="N", help="per-day totals over N days")
+    rep.add_argument("--format", choices=("table", "json"), default="table")
+    return parser
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= 24 * 366:
+        raise argparse.ArgumentTypeError(f"{value} is out of range (1..8784)")
+    return value
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    verbose = bool(getattr(args, "verbose", False))
+    error = _printer(sys.stderr)
+    try:
+        config = load_config(args.config)
+        handler: Callable[[Config, argparse.Namespace], int] = COMMANDS[args.command]
+        return handler(config, args)
+    except HeartbeatError as exc:
+        if verbose:
+            traceback.print_exc()
+        error(f"ERROR: {exc}")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        error("ERROR: interrupted")
+        return 130
+
+
+def cmd_run(config: Config, args: argparse.Namespace) -> int:
+    quiet = bool(args.json)
+    say = (lambda _message: None) if quiet else _printer(sys.stdout)
+    out = Output(say=say, detail=say if args.verbose and not quiet else None)
+    summary = execute(config, out, dry_run=args.dry_run)
+    if args.json:
+        data = {key: value for key, value in summary.as_dict().items() if key != "students_found"}
+        print(json.dumps(data), flush=True)
+    return summary.exit_code
+
+
+def cmd_migrate(config: Config, args: argparse.Namespace) -> int:
+    say = _printer(sys.stdout)
+    conn = db.connect(config.database)
+    try:
+        with db.errors_as("migrating the tables"):
+            changes = schema.migrate(conn, db.Tables(config.database.prefix), say)
+    finally:
+        db.close_quietly(conn)
+    say("Schema is up to date" + (f" ({changes} change(s) made)" if changes else " (no change)"))
+    return EXIT_OK
+
+
+def cmd_check(config: Config, args: argparse.Namespace) -> int:
+    say = _printer(sys.stdout)
+    say(f"OK config {config.path}")
+    book = rules.load_rule_book(config.heartbeat.rules)
+    rule_count = len(set(rules.rule_ids(book)))
+    say(f"OK rule book {book.source}: {len(book.scenarios)} scenarios, {rule_count} rules")
+    conn = db.connect(config.database)
+    try:
+        say(f"OK connected to {db.describe_target(config.database)}")
+        with db.errors_as("checking the schema"):
+            problems = schema.schema_problems(conn, db.Tables(config.database.prefix))
+    finally:
+        db.close_quietly(conn)
+    if problems:
+        raise DatabaseError("schema: " + "; ".join(problems))
+    say(f"OK tables with prefix '{config.database.prefix}' present")
+    return EXIT_OK
+
+
+def cmd_report(config: Config, args: argparse.Namespace) -> int:
+    tables = db.Tables(config.database.prefix)
+    now = dt.datetime.now(dt.timezone.utc)
+    conn = db.connect(config.database)
+    data: dict[str, Any] = {}
+    try:
+        with db.errors_as("reading the run history"):
+            found = db.columns_of(conn, tables)
+            if tables.bare(tables.heartbeat_log) not in found:
+                raise DatabaseError(
+                    f"table {tables.bare(tables.heartbeat_log)} is missing"
+                    " (run 'alt42-heartbeat migrate')"
+                )
+            with_status = "status" in found[tables.bare(tables.heartbeat_log)]
+            if args.days is None:
+                hours = args.hours or 24
+                data["hours"] = hours
+                data["executions"] = report.executions(conn, tables, hours, now, with_status)
+            if args.hours is None:
+                days = args.days or 7
+                data["days"] = days
+                data["daily"] = report.daily(conn, tables, days, now)
+    finally:
+        db.close_quietly(conn)
+    if args.format == "json":
+        print(report.as_json(data))
+        return EXIT_OK
+    if "executions" in data:
+        print(f"Runs in the last {data['hours']} hour(s):")
+        print(report.as_table(data["executions"], report.EXECUTION_COLUMNS))
+    if "daily" in data:
+        if "executions" in data:
+            print()
+        print(f"Per day over the last {data['days']} day(s):")
+        print(report.as_table(data["daily"], report.DAILY_COLUMNS))
+    return EXIT_OK
+
+
+COMMANDS: dict[str, Callable[[Config, argparse.Namespace], int]] = {
+    "run": cmd_run,
+    "migrate": cmd_migrate,
+    "check": cmd_check,
+    "report": cmd_report,
+}

@@ -1,0 +1,178 @@
+"""The database edge: connecting, translating driver errors, table names, schema.
+
+Everything that talks to PyMySQL directly lives here or receives a connection from
+here, so that every driver exception becomes one ``DatabaseError`` line (exit 3) and
+no password can leak through an exception text.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import pymysql
+import pymysql.cursors
+
+from heartbeat.config import DatabaseConfig
+from heartbeat.errors import DatabaseError
+
+# Where Debian's mysqli looks when the host is "localhost" and no socket is configured.
+DEFAULT_SOCKETS = ("/run/mysqld/mysqld.sock", "/var/run/mysqld/mysqld.sock")
+CONNECT_TIMEOUT_S = 10
+
+
+@dataclass(frozen=True)
+class Tables:
+    """Prefixed table names; the prefix is validated by ``config`` (letters, digits, _)."""
+
+    prefix: str
+
+    @property
+    def user(self) -> str:
+        return f"`{self.prefix}user`"
+
+    @property
+    def sessions(self) -> str:
+        return f"`{self.prefix}alt42_learning_sessions`"
+
+    @property
+    def activity(self) -> str:
+        return f"`{self.prefix}alt42_student_activity`"
+
+    @property
+    def students(self) -> str:
+        return f"`{self.prefix}alt42_students`"
+
+    @property
+    def profiles(self) -> str:
+        return f"`{self.prefix}alt42_student_profiles`"
+
+    @property
+    def biometrics(self) -> str:
+        return f"`{self.prefix}alt42_student_biometrics`"
+
+    @property
+    def heartbeat_log(self) -> str:
+        return f"`{self.prefix}alt42_heartbeat_log`"
+
+    @property
+    def evaluation_log(self) -> str:
+        return f"`{self.prefix}alt42_scenario_evaluation_log`"
+
+    @property
+    def event_log(self) -> str:
+        return f"`{self.prefix}alt42_event_processing_log`"
+
+    def bare(self, quoted: str) -> str:
+        """The name without backquotes, as information_schema spells it."""
+        return quoted.strip("`")
+
+
+def describe_target(cfg: DatabaseConfig) -> str:
+    """Where we connect, for messages (never the password)."""
+    socket = resolve_socket(cfg)
+    where = f"socket {socket}" if socket else f"{cfg.host}:{cfg.port}"
+    return f"database '{cfg.name}' as '{cfg.user}' on {where}"
+
+
+def resolve_socket(cfg: DatabaseConfig) -> Optional[str]:
+    """The Unix socket to use: the configured one, else mysqli's default for localhost."""
+    if cfg.socket:
+        return cfg.socket
+    if cfg.host == "localhost":
+        for candidate in DEFAULT_SOCKETS:
+            if os.path.exists(candidate):
+                return candidate
+    return None
+
+
+def translate(exc: BaseException, action: str) -> DatabaseError:
+    """One line for a driver error: what we were doing, the server's code and text."""
+    args: tuple[Any, ...] = tuple(getattr(exc, "args", ()))
+    if len(args) >= 2 and isinstance(args[0], int):
+        code, text = args[0], str(args[1])
+        detail = f"({code}) {text}" if text else f"({code})"
+    else:
+        detail = str(exc) or type(exc).__name__
+    detail = " ".join(detail.split())
+    return DatabaseError(f"database error while {action}: {detail}")
+
+
+DRIVER_ERRORS = (pymysql.err.MySQLError, OSError, EOFError)
+
+
+@contextlib.contextmanager
+def errors_as(action: str) -> Iterator[None]:
+    """Turn any driver error inside the block into a ``DatabaseError`` naming ``action``."""
+    try:
+        yield
+    except DRIVER_ERRORS as exc:
+        raise translate(exc, action) from None
+
+
+def connect(cfg: DatabaseConfig, read_timeout: Optional[int] = None) -> Any:
+    """Open a UTC, utf8mb4, non-autocommit connection, or raise ``DatabaseError``."""
+    socket = resolve_socket(cfg)
+    with errors_as(f"connecting to {describe_target(cfg)}"):
+        return pymysql.connect(
+            host=None if socket else cfg.host,
+            port=cfg.port,
+            unix_socket=socket,
+            user=cfg.user,
+            password=cfg.password,
+            database=cfg.name,
+            charset="utf8mb4",
+            autocommit=False,
+            connect_timeout=CONNECT_TIMEOUT_S,
+            read_timeout=read_timeout,
+            write_timeout=read_timeout,
+            init_command="SET time_zone = '+00:00'",
+        )
+
+
+def stream(conn: Any, sql: str, params: Any = None) -> Iterator[tuple[Any, ...]]:
+    """Rows of a query through an unbuffered cursor: memory stays flat for big results."""
+    cursor = conn.cursor(pymysql.cursors.SSCursor)
+    try:
+        cursor.execute(sql, params)
+        yield from cursor
+    finally:
+        cursor.close()
+
+
+def columns_of(conn: Any, tables: Tables) -> dict[str, set[str]]:
+    """Existing ALT42 tables of the current database and their columns, in one query."""
+    names = [
+        tables.bare(getattr(tables, attr))
+        for attr in (
+            "user",
+            "sessions",
+            "activity",
+            "students",
+            "profiles",
+            "biometrics",
+            "heartbeat_log",
+            "evaluation_log",
+            "event_log",
+        )
+    ]
+    marks = ", ".join(["%s"] * len(names))
+    found: dict[str, set[str]] = {}
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS"
+            f" WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN ({marks})",
+            names,
+        )
+        for table, column in cur.fetchall():
+            found.setdefault(str(table), set()).add(str(column).lower())
+    return found
+
+
+def close_quietly(conn: Any) -> None:
+    """Close a connection that may already be lost: there is nothing left to release."""
+    with contextlib.suppress(*DRIVER_ERRORS):
+        conn.close()

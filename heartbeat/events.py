@@ -1,0 +1,99 @@
+"""The heartbeat event of one student, its validation, and deterministic routing.
+
+Pure functions: no database, no clock (the run start is passed in), so every branch is
+testable on plain dicts. The PHP router slept 10-50 ms per simulated agent and drew
+random confidences; routing here is a fixed table evaluated in order.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Mapping
+from typing import Any, Callable, Optional
+
+EVENT_TOPIC = "cron.heartbeat_30m"
+EVENT_TYPES = ("periodic", "manual")
+MAX_STUDENT_ID = 32
+
+
+class EventError(ValueError):
+    """The event of one student is invalid: that student counts as an error."""
+
+
+def build_event(
+    student_id: str, state: Mapping[str, Any], run_start: dt.datetime, interval_minutes: int
+) -> dict[str, Any]:
+    """The heartbeat event for one student (spec section 3.3), with a fresh event id."""
+    return {
+        "event_id": str(uuid.uuid4()),
+        "topic": EVENT_TOPIC,
+        "type_name": EVENT_TOPIC,
+        "type": "periodic",
+        "student_id": student_id,
+        "interval_minutes": interval_minutes,
+        "timestamp": run_start.astimezone(dt.timezone.utc).isoformat(),
+        "student_state": state,
+    }
+
+
+def validate_event(event: Mapping[str, Any]) -> None:
+    """Raise ``EventError`` naming the first field that is wrong."""
+    if event.get("type") not in EVENT_TYPES:
+        raise EventError(f"event type {event.get('type')!r} is not one of {', '.join(EVENT_TYPES)}")
+    interval = event.get("interval_minutes")
+    if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
+        raise EventError(f"interval_minutes {interval!r} is not a whole number >= 1")
+    try:
+        dt.datetime.fromisoformat(str(event.get("timestamp")))
+    except ValueError:
+        raise EventError(f"timestamp {event.get('timestamp')!r} is not ISO 8601") from None
+    student_id = event.get("student_id")
+    if not isinstance(student_id, str) or not student_id.strip():
+        raise EventError("student_id is empty")
+    if len(student_id) > MAX_STUDENT_ID:
+        raise EventError(f"student_id is longer than {MAX_STUDENT_ID} characters")
+
+
+def _number(value: Any) -> Optional[float]:
+    try:
+        return None if value is None or isinstance(value, bool) else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _exam_within(days: int) -> Callable[[Mapping[str, Any], dt.datetime], bool]:
+    def check(facts: Mapping[str, Any], now: dt.datetime) -> bool:
+        raw = facts.get("exam_date")
+        if raw is None:
+            return False
+        try:
+            exam = dt.datetime.fromisoformat(str(raw))
+        except ValueError:
+            return False
+        if exam.tzinfo is None:
+            exam = exam.replace(tzinfo=dt.timezone.utc)
+        return dt.timedelta(0) <= exam - now <= dt.timedelta(days=days)
+
+    return check
+
+
+# (strategy, condition on event facts + state, agents): the first that holds wins.
+ROUTES: tuple[
+    tuple[str, Callable[[Mapping[str, Any], dt.datetime], bool], tuple[int, ...]], ...
+] = (
+    ("high_stress", lambda f, _: (_number(f.get("stress_level")) or 0.0) >= 8, (8, 19, 20)),
+    ("learning_dropout", lambda f, _: f.get("activity_status") == "dropped", (9, 16, 17, 19)),
+    ("exam_urgent", _exam_within(3), (3, 5, 12, 17)),
+    ("heartbeat", lambda f, _: f.get("type") == "periodic", (10, 12, 21)),
+)
+DEFAULT_ROUTE = ("default", (4, 5, 10))
+
+
+def route(event: Mapping[str, Any], now: dt.datetime) -> dict[str, Any]:
+    """``{strategy, agents}`` for the event plus the student's state (spec section 3.5)."""
+    facts = {**event, **event.get("student_state", {})}
+    for strategy, holds, agents in ROUTES:
+        if holds(facts, now):
+            return {"strategy": strategy, "agents": list(agents)}
+    return {"strategy": DEFAULT_ROUTE[0], "agents": list(DEFAULT_ROUTE[1])}

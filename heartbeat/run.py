@@ -1,0 +1,320 @@
+"""One heartbeat run: lock, read active students in batches, evaluate, write in bulk.
+
+Per batch of ``batch_size`` students: four state queries, two multi-row INSERTs
+(``executemany`` with a plain placeholder VALUES list, which PyMySQL rewrites into
+multi-row statements) and one COMMIT. A batch is written whole or not at all. The run
+row in ``heartbeat_log`` is written first (status ``running``) and completed at the end,
+also when the run fails part-way, so a failed run is visible to monitoring.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import socket
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Optional
+
+from heartbeat import db, events, rules, schema, students
+from heartbeat.config import Config
+from heartbeat.errors import EXIT_DATABASE, EXIT_OK, EXIT_PARTIAL, DatabaseError
+from heartbeat.lock import HostLock
+
+PRIORITY = 2
+Say = Callable[[str], None]
+
+
+@dataclass
+class RunSummary:
+    """What ``run --json`` prints and what decides the exit code."""
+
+    run_id: str
+    status: str  # success | partial | failed | skipped | dry_run
+    students_found: int = 0
+    students_processed: int = 0
+    errors: int = 0
+    duration_ms: float = 0.0
+
+    @property
+    def exit_code(self) -> int:
+        if self.status == "failed":
+            return EXIT_DATABASE
+        return EXIT_PARTIAL if self.errors else EXIT_OK
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Output:
+    """Where the run reports: ``say`` always, ``detail`` only with --verbose."""
+
+    say: Say
+    detail: Optional[Say] = None
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _naive(moment: dt.datetime) -> dt.datetime:
+    return moment.astimezone(dt.timezone.utc).replace(tzinfo=None)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+# ----------------------------------------------------------------- pure evaluation
+
+
+@dataclass
+class BatchRows:
+    """The rows one batch writes, and its counts."""
+
+    evaluations: list[tuple[Any, ...]]
+    events: list[tuple[Any, ...]]
+    processed: int = 0
+    failed: int = 0
+
+
+def process_batch(
+    student_ids: Sequence[str],
+    states: dict[str, dict[str, Any]],
+    book: rules.RuleBook,
+    run_start: dt.datetime,
+    interval_minutes: int,
+    run_id: str,
+    detail: Optional[Say] = None,
+) -> BatchRows:
+    """Evaluate every student of a batch; one student's failure never stops the others."""
+    now = utc_now()
+    stamp = _naive(now)
+    rows = BatchRows([], [])
+    for student_id in student_ids:
+        state = states.get(student_id, {"student_id": student_id})
+        event = events.build_event(student_id, state, run_start, interval_minutes)
+        try:
+            events.validate_event(event)
+            results = [rules.evaluate(scenario, state) for scenario in book.scenarios]
+            routing = events.route(event, now)
+        # One student's failure (invalid event, unexpected data) must not stop the
+        # batch: it is recorded as a failed event row and counted as an error.
+        except Exception as exc:  # noqa: BLE001
+            rows.failed += 1
+            message = f"{type(exc).__name__}: {exc}"
+            rows.events.append(
+                (
+                    event["event_id"],
+                    events.EVENT_TOPIC,
+                    student_id[: events.MAX_STUDENT_ID],
+                    0,
+                    _json({"error": message}),
+                    None,
+                    PRIORITY,
+                    "failed",
+                    stamp,
+                    stamp,
+                    run_id,
+                )
+            )
+            if detail:
+                detail(f"student {student_id}: FAILED: {message}")
+            continue
+        encoded = [_json(result) for result in results]
+        for scenario, result_json in zip(book.scenarios, encoded):
+            rows.evaluations.append(
+                (
+                    event["event_id"],
+                    scenario.scenario_id,
+                    student_id,
+                    len(scenario.rules),
+                    scenario.mode,
+                    result_json,
+                    stamp,
+                )
+            )
+        # scenario id -> result, assembled from the already encoded results.
+        scenario_results = (
+            "{"
+            + ",".join(f"{_json(s.scenario_id)}:{r}" for s, r in zip(book.scenarios, encoded))
+            + "}"
+        )
+        rows.events.append(
+            (
+                event["event_id"],
+                events.EVENT_TOPIC,
+                student_id,
+                len(book.scenarios),
+                scenario_results,
+                _json(routing),
+                PRIORITY,
+                "completed",
+                stamp,
+                stamp,
+                run_id,
+            )
+        )
+        rows.processed += 1
+        if detail:
+            matched = [m["rule_id"] for r in results for m in r["matched_rules"]]
+            detail(
+                f"student {student_id}: {len(matched)} rule(s) matched"
+                f" ({', '.join(matched) or 'none'}), route {routing['strategy']}"
+            )
+    return rows
+
+
+# ----------------------------------------------------------------- database writes
+
+
+def _write_batch(conn: Any, tables: db.Tables, rows: BatchRows) -> None:
+    with conn.cursor() as cur:
+        if rows.evaluations:
+            cur.executemany(
+                f"INSERT INTO {tables.evaluation_log} (event_id, scenario_id, student_id,"
+                " rules_count, evaluation_mode, evaluation_result, evaluated_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                rows.evaluations,
+            )
+        if rows.events:
+            cur.executemany(
+                f"INSERT INTO {tables.event_log} (event_id, event_type, student_id,"
+                " scenarios_evaluated, scenario_results, routing_result, priority, status,"
+                " processed_at, created_at, run_id)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                rows.events,
+            )
+    conn.commit()
+
+
+def _start_record(conn: Any, tables: db.Tables, run_id: str, run_start: dt.datetime) -> None:
+    with conn.cursor() as cur:
+        cur.execute(
+            f"INSERT INTO {tables.heartbeat_log} (execution_time, students_processed, errors,"
+            " duration_ms, created_at, run_id, host, status)"
+            " VALUES (%s, 0, 0, 0, %s, %s, %s, 'running')",
+            (_naive(run_start), _naive(run_start), run_id, socket.gethostname()[:255]),
+        )
+    conn.commit()
+
+
+def _finish_record(conn: Any, tables: db.Tables, summary: RunSummary) -> None:
+    with conn.cursor() as cur:
+        cur.execute(
+            f"UPDATE {tables.heartbeat_log} SET students_processed = %s, errors = %s,"
+            " duration_ms = %s, status = %s, finished_at = %s, exit_code = %s"
+            " WHERE run_id = %s",
+            (
+                summary.students_processed,
+                summary.errors,
+                round(summary.duration_ms, 2),
+                summary.status,
+                _naive(utc_now()),
+                summary.exit_code,
+                summary.run_id,
+            ),
+        )
+    conn.commit()
+
+
+# ----------------------------------------------------------------- the run
+
+
+def execute(config: Config, out: Output, dry_run: bool = False) -> RunSummary:
+    """Run the heartbeat once; raises ``ConfigError``/``DatabaseError`` on fatal errors."""
+    book = rules.load_rule_book(config.heartbeat.rules)
+    run_id = str(uuid.uuid4())
+    if dry_run:
+        return _execute(config, book, out, run_id, dry_run=True)
+    lock = HostLock(config.heartbeat.lock_file)
+    if not lock.acquire():
+        out.say(f"Skipped: another heartbeat run holds the lock {config.heartbeat.lock_file}")
+        return RunSummary(run_id=run_id, status="skipped")
+    try:
+        return _execute(config, book, out, run_id, dry_run=False)
+    finally:
+        lock.release()
+
+
+def _execute(
+    config: Config, book: rules.RuleBook, out: Output, run_id: str, dry_run: bool
+) -> RunSummary:
+    settings = config.heartbeat
+    tables = db.Tables(config.database.prefix)
+    started = time.monotonic()
+    run_start = utc_now()
+    suffix = " (dry run: nothing will be written)" if dry_run else ""
+    out.say(f"Starting heartbeat run {run_id}{suffix}")
+    summary = RunSummary(run_id=run_id, status="dry_run" if dry_run else "running")
+    conn = db.connect(config.database)
+    recorded = False
+    try:
+        with db.errors_as("checking the schema"):
+            found = db.columns_of(conn, tables)
+        problems = schema.missing_schema(found, tables)
+        if problems:
+            raise DatabaseError("schema: " + "; ".join(problems))
+        profile_columns = found[tables.bare(tables.profiles)]
+        if not dry_run:
+            with db.errors_as("recording the run start"):
+                _start_record(conn, tables, run_id, run_start)
+            recorded = True
+        with db.errors_as("reading active students"):
+            ids = students.active_student_ids(
+                conn, tables, run_start, settings.window_hours, settings.open_session_hours
+            )
+        summary.students_found = len(ids)
+        out.say(f"Found {len(ids)} active students")
+        for offset in range(0, len(ids), settings.batch_size):
+            batch = ids[offset : offset + settings.batch_size]
+            with db.errors_as("reading student state"):
+                states = students.load_states(
+                    conn,
+                    tables,
+                    batch,
+                    has_mbti_type="mbti_type" in profile_columns,
+                    profiles_have_id="id" in profile_columns,
+                )
+            rows = process_batch(
+                batch, states, book, run_start, settings.interval_minutes, run_id, out.detail
+            )
+            if not dry_run:
+                with db.errors_as("writing results"):
+                    _write_batch(conn, tables, rows)
+            summary.students_processed += rows.processed
+            summary.errors += rows.failed
+        summary.duration_ms = round((time.monotonic() - started) * 1000, 2)
+        if not dry_run:
+            summary.status = "partial" if summary.errors else "success"
+            with db.errors_as("recording the run result"):
+                _finish_record(conn, tables, summary)
+    except DatabaseError:
+        summary.status = "failed"
+        summary.duration_ms = round((time.monotonic() - started) * 1000, 2)
+        if recorded:
+            _record_failure(config, tables, summary, out)
+        raise
+    finally:
+        db.close_quietly(conn)
+    out.say(
+        f"Completed: {summary.students_processed} processed, {summary.errors} errors,"
+        f" {summary.duration_ms:.0f} ms"
+    )
+    return summary
+
+
+def _record_failure(config: Config, tables: db.Tables, summary: RunSummary, out: Output) -> None:
+    """Best effort: mark the run row failed with the counts so far, on a fresh connection."""
+    try:
+        conn = db.connect(config.database)
+        try:
+            with db.errors_as("recording the failed run"):
+                _finish_record(conn, tables, summary)
+        finally:
+            db.close_quietly(conn)
+    except DatabaseError as exc:
+        out.say(f"Could not record the failed run in the database: {exc}")

@@ -1,0 +1,229 @@
+"""Who is active, and each active student's state: read as sets, never row by row.
+
+Per batch of students this issues four indexed queries (students, users, profiles,
+latest biometrics), whatever the batch size; the PHP job issued about 23 per student
+and read the state through a view that could not use an index.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Sequence
+from typing import Any, Optional
+
+from heartbeat.db import Tables, stream
+
+_NUMERIC_ID = re.compile(r"[0-9]{1,18}")
+
+# Defaults for a known student without profile or biometrics rows (spec section 3.2),
+# the same as the columns' defaults in the ALT42 schema.
+PROFILE_DEFAULTS: dict[str, Any] = {
+    "emotion_state": "neutral",
+    "immersion_level": 5.0,
+    "engagement_score": 0.0,
+    "math_confidence": 5.0,
+    "updated_at": None,
+}
+BIOMETRICS_DEFAULTS: dict[str, Any] = {"stress_level": 0.0, "concentration_level": 5.0}
+
+
+def order_key(student_id: str) -> tuple[int, int, str]:
+    """Numeric ids first in numeric order, then the others in text order."""
+    if _NUMERIC_ID.fullmatch(student_id):
+        return (0, int(student_id), student_id)
+    return (1, 0, student_id)
+
+
+def active_student_ids(
+    conn: Any,
+    tables: Tables,
+    now: dt.datetime,
+    window_hours: int,
+    open_session_hours: int,
+) -> list[str]:
+    """Every active student (no cap), in a deterministic order.
+
+    Active: a session that ended within the window, or an open one that started within
+    ``open_session_hours`` (abandoned open sessions do not count forever). When no
+    session qualifies, students with activity rows within the window.
+    """
+    window_start = now - dt.timedelta(hours=window_hours)
+    open_since = int((now - dt.timedelta(hours=open_session_hours)).timestamp())
+    sql = (
+        f"SELECT student_id FROM {tables.sessions}"
+        " WHERE session_end IS NULL AND start_time >= %s"
+        f" UNION SELECT student_id FROM {tables.sessions}"
+        " WHERE session_end >= %s AND session_end <= %s"
+    )
+    ids = {
+        str(row[0]) for row in stream(conn, sql, (open_since, _naive(window_start), _naive(now)))
+    }
+    if not ids:
+        sql = (
+            f"SELECT DISTINCT student_id FROM {tables.activity}"
+            " WHERE activity_date >= %s AND activity_date <= %s"
+        )
+        ids = {str(row[0]) for row in stream(conn, sql, (_naive(window_start), _naive(now)))}
+    return sorted(ids, key=order_key)
+
+
+def _naive(moment: dt.datetime) -> dt.datetime:
+    """UTC wall time without tzinfo: what PyMySQL sends for a '+00:00' session."""
+    return moment.astimezone(dt.timezone.utc).replace(tzinfo=None)
+
+
+def _marks(values: Sequence[Any]) -> str:
+    return ", ".join(["%s"] * len(values))
+
+
+def _number(value: Any) -> Optional[float]:
+    return None if value is None else float(value)
+
+
+def _iso(value: Any) -> Optional[str]:
+    if isinstance(value, dt.datetime):
+        return value.replace(tzinfo=dt.timezone.utc).isoformat()
+    return None if value is None else str(value)
+
+
+def load_states(
+    conn: Any,
+    tables: Tables,
+    student_ids: Sequence[str],
+    has_mbti_type: bool,
+    profiles_have_id: bool,
+) -> dict[str, dict[str, Any]]:
+    """The state of each student of a batch, keyed by student id (spec section 3.2).
+
+    A student known neither to ``alt42_students`` nor (non-deleted) to ``user`` gets
+    ``{student_id}`` only, so that no rule can match on invented defaults.
+    """
+    if not student_ids:
+        return {}
+    with conn.cursor() as cur:
+        cur.execute(
+            f"SELECT student_id, userid, grade, class, mbti FROM {tables.students}"
+            f" WHERE student_id IN ({_marks(student_ids)})",
+            list(student_ids),
+        )
+        students = {str(row[0]): row for row in cur.fetchall()}
+        numeric = [int(s) for s in student_ids if _NUMERIC_ID.fullmatch(s)]
+        users: set[int] = set()
+        if numeric:
+            cur.execute(
+                f"SELECT id FROM {tables.user} WHERE deleted = 0 AND id IN ({_marks(numeric)})",
+                numeric,
+            )
+            users = {int(row[0]) for row in cur.fetchall()}
+
+        user_of: dict[str, Optional[int]] = {}
+        for sid in student_ids:
+            row = students.get(sid)
+            if row is not None:
+                user_of[sid] = int(row[1]) if row[1] is not None else _user_id(sid, users)
+            elif _user_id(sid, users) is not None:
+                user_of[sid] = _user_id(sid, users)
+        user_ids = sorted({uid for uid in user_of.values() if uid is not None})
+
+        known = list(user_of)
+        profiles = _latest_profiles(cur, tables, known, user_ids, has_mbti_type, profiles_have_id)
+        biometrics = _latest_biometrics(cur, tables, known)
+
+    states: dict[str, dict[str, Any]] = {}
+    for sid in student_ids:
+        if sid not in user_of:
+            states[sid] = {"student_id": sid}
+            continue
+        student = students.get(sid)
+        uid = user_of[sid]
+        profile = _later(profiles.get(("s", sid)), profiles.get(("u", uid)) if uid else None)
+        state: dict[str, Any] = {"student_id": sid}
+        state.update(profile[1] if profile else PROFILE_DEFAULTS)
+        state.update(biometrics.get(sid, BIOMETRICS_DEFAULTS))
+        mbti = student[4] if student else None
+        state["mbti"] = mbti
+        state["grade"] = student[2] if student else None
+        state["class"] = student[3] if student else None
+        profile_mbti = profile[1].get("mbti_type") if profile else None
+        state["mbti_type"] = profile_mbti if has_mbti_type and profile_mbti else mbti
+        states[sid] = state
+    return states
+
+
+def _user_id(student_id: str, users: set[int]) -> Optional[int]:
+    if _NUMERIC_ID.fullmatch(student_id) and int(student_id) in users:
+        return int(student_id)
+    return None
+
+
+ProfileRow = tuple[tuple[bool, dt.datetime, int, int], dict[str, Any]]
+
+
+def _later(a: Optional[ProfileRow], b: Optional[ProfileRow]) -> Optional[ProfileRow]:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a if a[0] >= b[0] else b
+
+
+def _latest_profiles(
+    cur: Any,
+    tables: Tables,
+    student_ids: Sequence[str],
+    user_ids: Sequence[int],
+    has_mbti_type: bool,
+    has_id: bool,
+) -> dict[tuple[str, Any], ProfileRow]:
+    """Latest profile row per student id and per user id (latest ``updated_at``, then id)."""
+    if not student_ids:
+        return {}
+    where = f"student_id IN ({_marks(student_ids)})"
+    params: list[Any] = list(student_ids)
+    if user_ids:
+        where += f" OR user_id IN ({_marks(user_ids)})"
+        params += list(user_ids)
+    columns = "user_id, student_id, emotion_state, immersion_level, engagement_score, "
+    columns += "math_confidence, updated_at, "
+    columns += ("mbti_type" if has_mbti_type else "NULL") + ", " + ("id" if has_id else "0")
+    cur.execute(f"SELECT {columns} FROM {tables.profiles} WHERE {where}", params)
+    latest: dict[tuple[str, Any], ProfileRow] = {}
+    for position, row in enumerate(cur.fetchall()):
+        updated = row[6]
+        key = (updated is not None, updated or dt.datetime.min, int(row[8] or 0), position)
+        values = {
+            "emotion_state": row[2],
+            "immersion_level": _number(row[3]),
+            "engagement_score": _number(row[4]),
+            "math_confidence": _number(row[5]),
+            "updated_at": _iso(updated),
+            "mbti_type": row[7],
+        }
+        for owner in (("s", None if row[1] is None else str(row[1])), ("u", row[0])):
+            if owner[1] is None:
+                continue
+            current = latest.get(owner)
+            if current is None or key >= current[0]:
+                latest[owner] = (key, values)
+    return latest
+
+
+def _latest_biometrics(
+    cur: Any, tables: Tables, student_ids: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """The latest biometrics row per student (latest ``created_at``, then highest id)."""
+    if not student_ids:
+        return {}
+    cur.execute(
+        "SELECT student_id, stress_level, concentration_level FROM ("
+        " SELECT student_id, stress_level, concentration_level,"
+        " ROW_NUMBER() OVER (PARTITION BY student_id ORDER BY created_at DESC, id DESC) AS rn"
+        f" FROM {tables.biometrics} WHERE student_id IN ({_marks(student_ids)})"
+        ") latest WHERE rn = 1",
+        list(student_ids),
+    )
+    return {
+        str(row[0]): {"stress_level": _number(row[1]), "concentration_level": _number(row[2])}
+        for row in cur.fetchall()
+    }

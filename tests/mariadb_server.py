@@ -1,0 +1,168 @@
+"""A private MariaDB server for the tests and the benchmark.
+
+Started from the ``mariadb-server`` package's binaries on a data directory and socket
+of its own (never the system server), listening on a free loopback port, and torn down
+afterwards. The benchmark imports this module too, so both measure the same set-up.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import pymysql
+
+ROOT_PASSWORD = "root-test-secret"
+SQL_DIR = Path(__file__).resolve().parent / "sql"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class MariaDBServer:
+    """One mariadbd process with its own data dir, socket and port."""
+
+    def __init__(self, base_dir: Optional[str] = None, extra_args: tuple[str, ...] = ()) -> None:
+        self.base = Path(base_dir or tempfile.mkdtemp(prefix="alt42-mariadb-"))
+        self.datadir = self.base / "data"
+        self.socket = str(self.base / "mysqld.sock")
+        self.port = _free_port()
+        self.extra_args = extra_args
+        self.process: Optional[subprocess.Popen[bytes]] = None
+        self.log = self.base / "mysqld.log"
+
+    # ------------------------------------------------------------------ lifecycle
+    def install(self) -> None:
+        """Create the system tables once (``mariadb-install-db``)."""
+        if (self.datadir / "mysql").is_dir():
+            return
+        self.datadir.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [
+                "mariadb-install-db",
+                "--no-defaults",
+                f"--datadir={self.datadir}",
+                "--user=root",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def start(self) -> MariaDBServer:
+        """Start the server and wait until it answers; sets the root password once."""
+        self.install()
+        self.port = _free_port()
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    "mariadbd",
+                    "--no-defaults",
+                    f"--datadir={self.datadir}",
+                    f"--socket={self.socket}",
+                    f"--port={self.port}",
+                    "--bind-address=127.0.0.1",
+                    "--user=root",
+                    f"--pid-file={self.base / 'mysqld.pid'}",
+                    "--skip-name-resolve",
+                    "--innodb-buffer-pool-size=256M",
+                    "--innodb-flush-log-at-trx-commit=2",
+                    "--max-connections=200",
+                    *self.extra_args,
+                ],
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"mariadbd exited early; see {self.log}")
+            for password in (ROOT_PASSWORD, ""):
+                try:
+                    conn = pymysql.connect(unix_socket=self.socket, user="root", password=password)
+                except pymysql.err.OperationalError:
+                    continue
+                with conn, conn.cursor() as cur:
+                    if password == "":
+                        cur.execute(
+                            "ALTER USER 'root'@'localhost' IDENTIFIED BY %s", (ROOT_PASSWORD,)
+                        )
+                        cur.execute(
+                            "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY %s",
+                            (ROOT_PASSWORD,),
+                        )
+                        cur.execute("GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION")
+                return self
+            time.sleep(0.2)
+        raise RuntimeError(f"mariadbd did not answer within 60 s; see {self.log}")
+
+    def stop(self, hard: bool = False) -> None:
+        """Stop the server (SIGKILL with ``hard``, to simulate a crash)."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL if hard else signal.SIGTERM)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def destroy(self) -> None:
+        self.stop()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    # ------------------------------------------------------------------ helpers
+    def connect(self, database: Optional[str] = None, **kwargs: Any) -> pymysql.Connection:
+        """A root connection over the socket, UTC session, autocommit."""
+        return pymysql.connect(
+            unix_socket=self.socket,
+            user="root",
+            password=ROOT_PASSWORD,
+            database=database,
+            charset="utf8mb4",
+            autocommit=True,
+            init_command="SET time_zone = '+00:00'",
+            **kwargs,
+        )
+
+    def create_database(self, name: str, prefix: str = "mdl_", demo: bool = False) -> None:
+        """A fresh database with the ALT42 read-side schema (and the demo rows)."""
+        with self.connect() as conn, conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+            cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+            cur.execute(f"USE `{name}`")
+            files = ["alt42_schema.sql"] + (["demo_data.sql"] if demo else [])
+            for filename in files:
+                run_sql_file(cur, SQL_DIR / filename, prefix)
+
+    def create_user(self, user: str, password: str, grants: str) -> None:
+        """A MariaDB account reachable over both the socket and 127.0.0.1."""
+        with self.connect() as conn, conn.cursor() as cur:
+            for host in ("localhost", "127.0.0.1"):
+                cur.execute(f"DROP USER IF EXISTS '{user}'@'{host}'")
+                cur.execute(f"CREATE USER '{user}'@'{host}' IDENTIFIED BY %s", (password,))
+                cur.execute(grants.format(user=f"'{user}'@'{host}'"))
+
+
+def run_sql_file(cursor: Any, path: Path, prefix: str = "mdl_") -> None:
+    """Run each ``;``-terminated statement of a file, with ``mdl_`` replaced by ``prefix``."""
+    text = path.read_text(encoding="utf-8")
+    lines = [line for line in text.splitlines() if not line.lstrip().startswith("--")]
+    for chunk in "\n".join(lines).split(";\n"):
+        statement = chunk.strip().rstrip(";")
+        if statement:
+            cursor.execute(statement.replace("mdl_", prefix))
