@@ -1,0 +1,154 @@
+"""Fixtures: one private MariaDB per test session, a fresh database per test.
+
+The server comes from the ``mariadb-server`` package (``scripts/bootstrap`` installs
+it) and runs on its own data dir, socket and port; nothing touches a system server.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import pytest
+
+from heartbeat.config import Config, DatabaseConfig, HeartbeatConfig
+from tests.mariadb_server import MariaDBServer
+
+ROOT = Path(__file__).resolve().parent.parent
+DB_USER = "alt42"
+DB_PASSWORD = "Sw0rdfish-Z9-do-not-print"  # distinctive: tests assert it never shows
+
+
+@pytest.fixture(scope="session")
+def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDBServer]:
+    server = MariaDBServer(str(tmp_path_factory.mktemp("mariadb"))).start()
+    server.create_user(DB_USER, DB_PASSWORD, "GRANT ALL ON `alt42\\_t\\_%`.* TO {user}")
+    yield server
+    server.destroy()
+
+
+@dataclass
+class Site:
+    """One test database (a Moodle site) with the ALT42 schema and a job config."""
+
+    server: MariaDBServer
+    name: str
+    prefix: str
+    tmp: Path
+    heartbeat: dict[str, Any] = field(default_factory=dict)
+
+    def conn(self) -> Any:
+        return self.server.connect(self.name)
+
+    def query(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+        with self.conn() as conn, conn.cursor() as cur:
+            cur.execute(sql.replace("mdl_", self.prefix), params)
+            return list(cur.fetchall())
+
+    def scalar(self, sql: str, params: Any = None) -> Any:
+        return self.query(sql, params)[0][0]
+
+    def execute(self, sql: str, params: Any = None) -> None:
+        with self.conn() as conn, conn.cursor() as cur:
+            cur.execute(sql.replace("mdl_", self.prefix), params)
+
+    def executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        with self.conn() as conn, conn.cursor() as cur:
+            cur.executemany(sql.replace("mdl_", self.prefix), rows)
+
+    @property
+    def lock_file(self) -> str:
+        return str(self.tmp / "heartbeat.lock")
+
+    def config(self, **heartbeat: Any) -> Config:
+        """The in-process configuration (for tests that call the modules directly)."""
+        settings = {"lock_file": self.lock_file, **self.heartbeat, **heartbeat}
+        return Config(
+            path=str(self.tmp / "heartbeat.ini"),
+            database=DatabaseConfig(
+                host="localhost",
+                socket=self.server.socket,
+                name=self.name,
+                user=DB_USER,
+                password=DB_PASSWORD,
+                prefix=self.prefix,
+            ),
+            heartbeat=HeartbeatConfig(**settings),
+        )
+
+    def write_ini(self, password: Optional[str] = DB_PASSWORD, **heartbeat: Any) -> Path:
+        """The INI file the CLI reads, mode 0600 (it may hold the password)."""
+        settings = {"lock_file": self.lock_file, **self.heartbeat, **heartbeat}
+        lines = [
+            "[database]",
+            f"socket = {self.server.socket}",
+            f"name = {self.name}",
+            f"user = {DB_USER}",
+            f"prefix = {self.prefix}",
+        ]
+        if password is not None:
+            lines.append(f"password = {password}")
+        lines.append("[heartbeat]")
+        lines += [f"{key} = {value}" for key, value in settings.items()]
+        path = self.tmp / "heartbeat.ini"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        path.chmod(0o600)
+        return path
+
+    def cli(
+        self, *args: str, env: Optional[dict[str, str]] = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``python -m heartbeat --config <ini> ARGS`` as cron would (a real process)."""
+        ini = self.tmp / "heartbeat.ini"
+        if not ini.exists():
+            self.write_ini()
+        return run_cli("--config", str(ini), *args, env=env)
+
+    def migrate(self) -> None:
+        result = self.cli("migrate")
+        assert result.returncode == 0, result.stderr
+
+
+def run_cli(*args: str, env: Optional[dict[str, str]] = None) -> subprocess.CompletedProcess[str]:
+    base = {
+        key: value for key, value in os.environ.items() if not key.startswith(("ALT42_", "PYTEST_"))
+    }
+    base["PYTHONPATH"] = str(ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "heartbeat", *args],
+        capture_output=True,
+        text=True,
+        env={**base, **(env or {})},
+        timeout=300,
+        check=False,
+    )
+
+
+def make_site(server: MariaDBServer, tmp: Path, prefix: str = "mdl_", demo: bool = False) -> Site:
+    name = f"alt42_t_{uuid.uuid4().hex[:10]}"
+    server.create_database(name, prefix=prefix, demo=demo)
+    return Site(server=server, name=name, prefix=prefix, tmp=tmp)
+
+
+@pytest.fixture
+def site(mariadb: MariaDBServer, tmp_path: Path) -> Iterator[Site]:
+    """An empty site: the ALT42 read-side schema, no rows, job tables not migrated."""
+    created = make_site(mariadb, tmp_path)
+    yield created
+    with mariadb.connect() as conn, conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{created.name}`")
+
+
+@pytest.fixture
+def demo_site(mariadb: MariaDBServer, tmp_path: Path) -> Iterator[Site]:
+    """The demo population (tests/sql/demo_data.sql) with the job's tables migrated."""
+    created = make_site(mariadb, tmp_path, demo=True)
+    created.migrate()
+    yield created
+    with mariadb.connect() as conn, conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{created.name}`")
