@@ -3,15 +3,31 @@
 Precedence, highest first: ``ALT42_DB_*`` environment variables, explicit keys of the
 INI file's ``[database]`` section, values read (as text, never by running PHP) from
 the Moodle ``config.php`` named by ``moodle_config``, then built-in defaults.
+
+Everything is validated here, once, so that the rest of the job can trust the values:
+every mistake becomes one :class:`ConfigError` line (exit code 2) that names the file
+or variable, the key and the fix. The database password is never part of a message
+or of a ``repr``: cron mails and log files are read by more people than the DB admin.
 """
 
 from __future__ import annotations
 
+import configparser
+import difflib
+import os
+import re
+import shlex
+import stat
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping, Optional
+from typing import Callable, Optional, TypeVar, Union
+
+from heartbeat.errors import ConfigError
+from heartbeat.moodle_config import MoodleDbSettings, read_moodle_config, read_text_file
 
 DEFAULT_CONFIG_PATH = "/etc/alt42/heartbeat.ini"
 CONFIG_ENV = "ALT42_HEARTBEAT_CONFIG"
+MAX_INI_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -25,6 +41,7 @@ class DatabaseConfig:
     user: str = "moodle"
     password: str = field(default="", repr=False)
     prefix: str = "mdl_"
+    moodle_config: Optional[str] = None  # the config.php values were read from, if any
 
 
 @dataclass(frozen=True)
@@ -41,13 +58,352 @@ class HeartbeatConfig:
 
 @dataclass(frozen=True)
 class Config:
-    """The whole, validated configuration; ``path`` is the INI file it came from."""
+    """The whole, validated configuration; ``path`` is the INI file it came from.
+
+    ``sources`` says where each database value came from ("database.host" ->
+    "environment variable ALT42_DB_HOST", "/var/www/moodle/config.php: $CFG->dbhost",
+    "default", ...), so that ``check`` can tell the operator which setting won.
+    """
 
     path: str
     database: DatabaseConfig
     heartbeat: HeartbeatConfig
+    sources: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
+
+
+#: Known sections and keys of the INI file (anything else is a typo to report).
+KNOWN_KEYS: Mapping[str, tuple[str, ...]] = {
+    "database": ("moodle_config", "host", "port", "socket", "name", "user", "password", "prefix"),
+    "heartbeat": (
+        "interval_minutes",
+        "window_hours",
+        "open_session_hours",
+        "rules",
+        "batch_size",
+        "lock_file",
+    ),
+}
+
+#: ``[database]`` key -> the environment variable that overrides it.
+ENV_VARS: Mapping[str, str] = {
+    "host": "ALT42_DB_HOST",
+    "port": "ALT42_DB_PORT",
+    "socket": "ALT42_DB_SOCKET",
+    "name": "ALT42_DB_NAME",
+    "user": "ALT42_DB_USER",
+    "password": "ALT42_DB_PASSWORD",
+    "prefix": "ALT42_DB_PREFIX",
+}
+
+#: ``[heartbeat]`` integer keys -> (default, lowest, highest). The upper bounds only
+#: keep absurd values from overflowing date arithmetic later.
+INT_KEYS: Mapping[str, tuple[int, int, int]] = {
+    "interval_minutes": (30, 1, 525_600),  # a year
+    "window_hours": (24, 1, 87_600),  # ten years
+    "open_session_hours": (24, 1, 87_600),
+    "batch_size": (1000, 1, 100_000),
+}
+
+PREFIX_PATTERN = re.compile(r"[A-Za-z0-9_]{0,30}")
+_NO_DEFAULT_SECTION = "\x00no default section"  # makes a [DEFAULT] section an unknown one
+
+
+def resolve_config_path(path: Optional[str], environ: Mapping[str, str]) -> str:
+    """The INI file to read: ``path``, else ``$ALT42_HEARTBEAT_CONFIG``, else the default."""
+    if path is not None:
+        if not path:
+            raise ConfigError("the configuration file path is empty; pass --config FILE")
+        return path
+    return environ.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH
 
 
 def load_config(path: Optional[str] = None, environ: Optional[Mapping[str, str]] = None) -> Config:
     """Load and validate the configuration (raises ConfigError naming file and key)."""
-    raise NotImplementedError
+    env: Mapping[str, str] = os.environ if environ is None else environ
+    ini_path = resolve_config_path(path, env)
+    text, mode = read_text_file(
+        ini_path,
+        limit=MAX_INI_BYTES,
+        hint=f"create it (see the README), pass --config FILE or set {CONFIG_ENV}",
+        what="configuration file",
+    )
+    sections = parse_ini(text, ini_path)
+    check_password_permissions(sections, ini_path, mode)
+    base_dir = os.path.dirname(os.path.abspath(ini_path))
+    database, sources = database_config(sections.get("database", {}), ini_path, env, base_dir)
+    heartbeat = heartbeat_config(sections.get("heartbeat", {}), ini_path, base_dir)
+    return Config(path=ini_path, database=database, heartbeat=heartbeat, sources=sources)
+
+
+# --------------------------------------------------------------------------- the INI file
+
+
+def parse_ini(text: str, path: str) -> dict[str, dict[str, str]]:
+    """Parse the INI text into {section: {key: value}}, rejecting anything unknown.
+
+    configparser's own messages quote the offending line, which may hold the
+    password: they are replaced by messages that give the line number only.
+    """
+    parser = configparser.ConfigParser(
+        interpolation=None, default_section=_NO_DEFAULT_SECTION, strict=True
+    )
+    try:
+        parser.read_string(text, source=path)
+    except configparser.MissingSectionHeaderError as exc:
+        raise ConfigError(
+            f"{path}: line {exc.lineno} is outside any section; start the file with "
+            "[database] or [heartbeat]"
+        ) from None
+    except configparser.ParsingError as exc:
+        line = exc.errors[0][0] if exc.errors else "?"
+        raise ConfigError(
+            f"{path}: line {line} is not 'key = value', '[section]' or a comment; fix or "
+            "remove it (comments start with # or ; at the beginning of a line)"
+        ) from None
+    except configparser.DuplicateSectionError as exc:
+        raise ConfigError(
+            f"{path}: line {exc.lineno}: section [{exc.section}] appears twice; merge them into one"
+        ) from None
+    except configparser.DuplicateOptionError as exc:
+        raise ConfigError(
+            f"{path}: line {exc.lineno}: [{exc.section}] {exc.option} is set twice; keep "
+            "only one of them"
+        ) from None
+    except configparser.Error as exc:  # pragma: no cover - every subclass is handled above
+        raise ConfigError(f"{path}: cannot be parsed ({type(exc).__name__})") from None
+    sections: dict[str, dict[str, str]] = {}
+    for section in parser.sections():
+        known = KNOWN_KEYS.get(section)
+        if known is None:
+            hint = _did_you_mean(section, list(KNOWN_KEYS), "[{}]")
+            raise ConfigError(
+                f"{path}: section [{section}] is not known{hint}; the sections are "
+                "[database] and [heartbeat]"
+            )
+        values: dict[str, str] = {}
+        for key, value in parser.items(section):
+            if key not in known:
+                hint = _did_you_mean(key, list(known), "{}")
+                raise ConfigError(
+                    f"{path}: [{section}] {key} is not a known key{hint}; the keys of "
+                    f"[{section}] are {', '.join(known)}"
+                )
+            if "\n" in value:
+                raise ConfigError(
+                    f"{path}: [{section}] {key} spans several lines (an indented line "
+                    "continues the value above it); put the value on one line and do not "
+                    "indent the next key"
+                )
+            values[key] = value
+        sections[section] = values
+    return sections
+
+
+def _did_you_mean(word: str, choices: list[str], form: str) -> str:
+    """`` (did you mean [database]?)`` for a near miss, else nothing."""
+    lowered = {choice.lower(): choice for choice in choices}
+    close = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)
+    return f" (did you mean {form.format(lowered[close[0]])}?)" if close else ""
+
+
+def check_password_permissions(
+    sections: Mapping[str, Mapping[str, str]], path: str, mode: int
+) -> None:
+    """A file holding the DB password must not be readable by every local user."""
+    if "password" in sections.get("database", {}) and mode & stat.S_IROTH:
+        quoted = shlex.quote(path)
+        raise ConfigError(
+            f"{path}: holds [database] password but is readable by everyone (mode "
+            f"{stat.S_IMODE(mode):04o}); run: chmod 0640 {quoted} (and chgrp it to the "
+            "job's group)"
+        )
+
+
+# --------------------------------------------------------------------------- [heartbeat]
+
+
+def heartbeat_config(section: Mapping[str, str], path: str, base_dir: str) -> HeartbeatConfig:
+    """Validate ``[heartbeat]``; relative paths are taken from the INI file's directory."""
+    numbers = {
+        key: parse_int(section[key], f"{path}: [heartbeat] {key}", low, high)
+        if key in section
+        else default
+        for key, (default, low, high) in INT_KEYS.items()
+    }
+    rules: Optional[str] = None
+    if "rules" in section:
+        rules = _readable_rule_book(section["rules"], path, base_dir)
+    lock_file = HeartbeatConfig.lock_file
+    if "lock_file" in section:
+        lock_file = section["lock_file"]
+        if not os.path.isabs(lock_file):
+            raise ConfigError(
+                f"{path}: [heartbeat] lock_file = {lock_file!r} is not an absolute path; set "
+                "a path such as /run/lock/alt42-heartbeat.lock"
+            )
+    return HeartbeatConfig(
+        interval_minutes=numbers["interval_minutes"],
+        window_hours=numbers["window_hours"],
+        open_session_hours=numbers["open_session_hours"],
+        rules=rules,
+        batch_size=numbers["batch_size"],
+        lock_file=lock_file,
+    )
+
+
+def _readable_rule_book(value: str, path: str, base_dir: str) -> str:
+    """The rule book path, checked now so that a typo stops the job before it starts."""
+    where = f"{path}: [heartbeat] rules = {value!r}"
+    fix = "set the path of a rule book file, or remove the key to use the shipped one"
+    if not value:
+        raise ConfigError(f"{where} is empty; {fix}")
+    full = os.path.join(base_dir, value)
+    try:
+        with open(full, "rb"):
+            pass
+    except (FileNotFoundError, NotADirectoryError):
+        raise ConfigError(f"{where}: no such file; {fix}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{where} is a directory; {fix}") from None
+    except PermissionError:
+        raise ConfigError(
+            f"{where}: permission denied; let the job's user read it "
+            f"(chmod 0644 {shlex.quote(full)})"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read it ({exc.strerror or exc}); {fix}") from None
+    return full
+
+
+def parse_int(text: str, where: str, low: int, high: int) -> int:
+    """A whole number from ``low`` to ``high``; ``where`` names file and key (or variable)."""
+    fix = f"set an integer from {low} to {high}"
+    if re.search(r"\s[#;]", text):
+        fix += " (comments must be on a line of their own)"
+    stripped = text.strip()
+    if not re.fullmatch(r"[+-]?[0-9]{1,18}", stripped):
+        raise ConfigError(f"{where} = {text!r} is not a whole number; {fix}")
+    return check_range(int(stripped), where, low, high)
+
+
+def check_range(value: int, where: str, low: int, high: int) -> int:
+    if not low <= value <= high:
+        raise ConfigError(f"{where} = {value} is out of range; set an integer from {low} to {high}")
+    return value
+
+
+# --------------------------------------------------------------------------- [database]
+
+_Raw = Union[str, int, None]
+_T = TypeVar("_T")
+
+
+def database_config(
+    section: Mapping[str, str], path: str, environ: Mapping[str, str], base_dir: str
+) -> tuple[DatabaseConfig, dict[str, str]]:
+    """Merge environment, ``[database]``, config.php and defaults; validate the result.
+
+    config.php is read whenever ``moodle_config`` is set (a missing file or a pgsql
+    site is an error even if every key is set elsewhere), but a key it cannot give as
+    text only matters when nothing with higher precedence sets it.
+    """
+    moodle: Optional[MoodleDbSettings] = None
+    moodle_path: Optional[str] = None
+    if "moodle_config" in section:
+        value = section["moodle_config"]
+        if not value:
+            raise ConfigError(
+                f"{path}: [database] moodle_config is empty; set the path of Moodle's "
+                "config.php (e.g. /var/www/moodle/config.php) or remove the key"
+            )
+        moodle_path = os.path.join(base_dir, value)
+        moodle = read_moodle_config(moodle_path, f"[database] moodle_config in {path}")
+
+    sources: dict[str, str] = {}
+
+    def pick(key: str) -> tuple[_Raw, str]:
+        """The winning raw value of ``key`` and a label naming where it came from."""
+        env_name = ENV_VARS[key]
+        if env_name in environ:
+            label = f"environment variable {env_name}"
+            raw: _Raw = environ[env_name]
+        elif key in section:
+            label = f"{path}: [database] {key}"
+            raw = section[key]
+        elif moodle is not None and moodle.has(key):
+            label = moodle.label(key)
+            raw = moodle.require(key)
+        else:
+            label = "default"
+            raw = getattr(DatabaseConfig, key)
+        sources[f"database.{key}"] = label
+        return raw, label
+
+    database = DatabaseConfig(
+        host=_validated(pick("host"), _check_host),
+        port=_validated(pick("port"), _check_port),
+        socket=_validated(pick("socket"), _check_socket),
+        name=_validated(pick("name"), _check_name),
+        user=_validated(pick("user"), _check_name),
+        password=_validated(pick("password"), _check_password),
+        prefix=_validated(pick("prefix"), _check_prefix),
+        moodle_config=moodle_path,
+    )
+    return database, sources
+
+
+def _validated(picked: tuple[_Raw, str], check: Callable[[_Raw, str], _T]) -> _T:
+    """Apply ``check`` to a picked (value, label) pair."""
+    raw, label = picked
+    return check(raw, label)
+
+
+def _has_control(text: str) -> bool:
+    return any(ord(char) < 32 or ord(char) == 127 for char in text)
+
+
+def _check_host(raw: _Raw, label: str) -> str:
+    if not isinstance(raw, str) or not raw or _has_control(raw) or re.search(r"\s", raw):
+        raise ConfigError(
+            f"{label} = {raw!r} is not a host name; set a host name or IP address (for a "
+            "Unix socket set socket instead)"
+        )
+    return raw
+
+
+def _check_port(raw: _Raw, label: str) -> int:
+    if isinstance(raw, int):
+        return check_range(raw, label, 1, 65535)
+    return parse_int(raw or "", label, 1, 65535)
+
+
+def _check_socket(raw: _Raw, label: str) -> Optional[str]:
+    """An empty value means "no socket" (connect over TCP), also over config.php's."""
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, str) or _has_control(raw):
+        raise ConfigError(f"{label} = {raw!r} is not a socket path; set the path of a socket")
+    return raw
+
+
+def _check_name(raw: _Raw, label: str) -> str:
+    """Database and user names: non-empty text (the server judges the rest)."""
+    if not isinstance(raw, str) or not raw.strip() or _has_control(raw):
+        raise ConfigError(f"{label} = {raw!r} is empty or not a name; set a non-empty name")
+    return raw
+
+
+def _check_password(raw: _Raw, label: str) -> str:
+    """Any text is a valid password (none at all means an empty one); never quoted."""
+    del label
+    return "" if raw is None else str(raw)
+
+
+def _check_prefix(raw: _Raw, label: str) -> str:
+    """The prefix goes into SQL table names unquoted by Moodle: letters, digits, _."""
+    if not isinstance(raw, str) or not PREFIX_PATTERN.fullmatch(raw):
+        raise ConfigError(
+            f"{label} = {raw!r} is not a table prefix; use at most 30 letters, digits and "
+            "underscores (Moodle's default is mdl_)"
+        )
+    return raw
