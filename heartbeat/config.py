@@ -104,6 +104,31 @@ INT_KEYS: Mapping[str, tuple[int, int, int]] = {
     "batch_size": (1000, 1, 100_000),
 }
 
+#: Names people carry over from Moodle's config.php or other tools, which difflib
+#: alone would map badly (``hostname`` is closer to ``name`` than to ``host``).
+ALIASES: Mapping[str, str] = {
+    "hostname": "host",
+    "dbhost": "host",
+    "server": "host",
+    "dbport": "port",
+    "dbsocket": "socket",
+    "unix_socket": "socket",
+    "dbname": "name",
+    "database": "name",
+    "dbuser": "user",
+    "username": "user",
+    "dbpass": "password",
+    "passwd": "password",
+    "pass": "password",
+    "table_prefix": "prefix",
+    "dbprefix": "prefix",
+    "config_php": "moodle_config",
+    "interval": "interval_minutes",
+    "lockfile": "lock_file",
+    "rulebook": "rules",
+    "rule_book": "rules",
+}
+
 PREFIX_PATTERN = re.compile(r"[A-Za-z0-9_]{0,30}")
 _NO_DEFAULT_SECTION = "\x00no default section"  # makes a [DEFAULT] section an unknown one
 
@@ -201,6 +226,9 @@ def parse_ini(text: str, path: str) -> dict[str, dict[str, str]]:
 
 def _did_you_mean(word: str, choices: list[str], form: str) -> str:
     """`` (did you mean [database]?)`` for a near miss, else nothing."""
+    alias = ALIASES.get(word.lower())
+    if alias in choices:
+        return f" (did you mean {form.format(alias)}?)"
     lowered = {choice.lower(): choice for choice in choices}
     close = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)
     return f" (did you mean {form.format(lowered[close[0]])}?)" if close else ""

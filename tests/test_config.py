@@ -1,0 +1,556 @@
+"""The configuration: INI file, environment overrides, config.php, precedence, and one
+clear ConfigError (exit 2) naming file and key for every mistake, never the password."""
+
+from __future__ import annotations
+
+import builtins
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+import pytest
+
+from heartbeat.config import (
+    CONFIG_ENV,
+    DEFAULT_CONFIG_PATH,
+    Config,
+    DatabaseConfig,
+    HeartbeatConfig,
+    load_config,
+    resolve_config_path,
+)
+from heartbeat.errors import EXIT_CONFIG, ConfigError
+
+SECRET = "Zebra-7q!Sup3rS3cret"
+
+MOODLE_CONFIG = """<?php  // Moodle configuration file
+unset($CFG);
+global $CFG;
+$CFG = new stdClass();
+$CFG->dbtype    = 'mysqli';
+$CFG->dblibrary = 'native';
+$CFG->dbhost    = 'php-host';
+$CFG->dbname    = 'php_name';
+$CFG->dbuser    = 'php_user';
+$CFG->dbpass    = 'php-pass';
+$CFG->prefix    = 'php_';
+$CFG->dboptions = array (
+  'dbpersist' => 0,
+  'dbport' => 3307,
+  'dbsocket' => '/php/mysqld.sock',
+  'dbcollation' => 'utf8mb4_unicode_ci',
+);
+$CFG->wwwroot   = 'http://localhost/moodle';
+require_once(__DIR__ . '/lib/setup.php');
+"""
+
+
+def write_ini(tmp_path: Path, text: str, mode: int = 0o640, name: str = "heartbeat.ini") -> str:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    path.chmod(mode)
+    return str(path)
+
+
+def write_php(tmp_path: Path, text: str = MOODLE_CONFIG, name: str = "config.php") -> str:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def load(tmp_path: Path, text: str, environ: Optional[dict[str, str]] = None) -> Config:
+    return load_config(write_ini(tmp_path, text), environ or {})
+
+
+def load_error(path: str, environ: Optional[dict[str, str]] = None) -> str:
+    """Load expecting a ConfigError; return its message after the common checks."""
+    with pytest.raises(ConfigError) as excinfo:
+        load_config(path, environ or {})
+    assert excinfo.value.exit_code == EXIT_CONFIG
+    message = str(excinfo.value)
+    assert "\n" not in message
+    assert SECRET not in message
+    assert SECRET not in repr(excinfo.value)
+    return message
+
+
+# --------------------------------------------------------------------------- defaults and paths
+
+
+def test_empty_file_gives_defaults(tmp_path: Path) -> None:
+    config = load(tmp_path, "")
+    assert config.database == DatabaseConfig()
+    assert config.heartbeat == HeartbeatConfig()
+    assert config.database.name == "moodle" and config.database.user == "moodle"
+    assert config.database.password == ""
+    assert config.sources["database.host"] == "default"
+
+
+def test_every_key(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.json"
+    rules.write_text("{}", encoding="utf-8")
+    config = load(
+        tmp_path,
+        "# comment\n; another\n"
+        "[database]\nhost = db.example.org\nport = 3310\nsocket = /run/db.sock\n"
+        "name = lms\nuser = heartbeat\npassword = pw\nprefix = lms_\n\n"
+        "[heartbeat]\ninterval_minutes = 15\nwindow_hours = 48\nopen_session_hours = 12\n"
+        f"rules = {rules}\nbatch_size = 500\nlock_file = /tmp/hb.lock\n",
+    )
+    assert config.database == DatabaseConfig(
+        host="db.example.org",
+        port=3310,
+        socket="/run/db.sock",
+        name="lms",
+        user="heartbeat",
+        password="pw",
+        prefix="lms_",
+    )
+    assert config.heartbeat == HeartbeatConfig(
+        interval_minutes=15,
+        window_hours=48,
+        open_session_hours=12,
+        rules=str(rules),
+        batch_size=500,
+        lock_file="/tmp/hb.lock",
+    )
+
+
+def test_keys_are_case_insensitive_and_values_are_raw(tmp_path: Path) -> None:
+    config = load(tmp_path, "[database]\nPassword = 100%${x};#x\nUSER = u\n", {})
+    assert config.database.password == "100%${x};#x"  # no interpolation, no inline comments
+    assert config.database.user == "u"
+
+
+def test_path_resolution() -> None:
+    assert resolve_config_path("/x.ini", {CONFIG_ENV: "/y.ini"}) == "/x.ini"
+    assert resolve_config_path(None, {CONFIG_ENV: "/y.ini"}) == "/y.ini"
+    assert resolve_config_path(None, {CONFIG_ENV: ""}) == DEFAULT_CONFIG_PATH
+    assert resolve_config_path(None, {}) == DEFAULT_CONFIG_PATH
+    with pytest.raises(ConfigError):
+        resolve_config_path("", {})
+
+
+def test_config_path_from_environment(tmp_path: Path) -> None:
+    path = write_ini(tmp_path, "[database]\nname = from_env_file\n")
+    config = load_config(None, {CONFIG_ENV: path})
+    assert config.path == path
+    assert config.database.name == "from_env_file"
+
+
+def test_default_path_is_used() -> None:
+    if os.path.exists(DEFAULT_CONFIG_PATH):
+        pytest.skip(f"{DEFAULT_CONFIG_PATH} exists on this machine")
+    with pytest.raises(ConfigError) as excinfo:
+        load_config(None, {})
+    assert str(excinfo.value).startswith(f"{DEFAULT_CONFIG_PATH}: no such configuration file")
+
+
+def test_relative_paths_are_taken_from_the_ini_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "etc").mkdir()
+    write_php(tmp_path / "etc")
+    (tmp_path / "etc" / "book.json").write_text("{}", encoding="utf-8")
+    path = write_ini(
+        tmp_path / "etc", "[database]\nmoodle_config = config.php\n[heartbeat]\nrules = book.json\n"
+    )
+    monkeypatch.chdir("/")
+    config = load_config(path, {})
+    assert config.database.moodle_config == str(tmp_path / "etc" / "config.php")
+    assert config.database.name == "php_name"
+    assert config.heartbeat.rules == str(tmp_path / "etc" / "book.json")
+
+
+def test_config_objects_are_hashable_and_frozen(tmp_path: Path) -> None:
+    config = load(tmp_path, "[database]\npassword = x\n")
+    hash(config)
+    with pytest.raises(AttributeError):
+        config.database.port = 1  # type: ignore[misc]
+
+
+# --------------------------------------------------------------------------- precedence
+
+
+@pytest.mark.parametrize(
+    ("key", "env_var", "env_value", "ini_value", "php_value", "default", "expected_env"),
+    [
+        ("host", "ALT42_DB_HOST", "env-host", "ini-host", "php-host", "localhost", "env-host"),
+        ("port", "ALT42_DB_PORT", "3399", "3398", 3307, 3306, 3399),
+        (
+            "socket",
+            "ALT42_DB_SOCKET",
+            "/env.sock",
+            "/ini.sock",
+            "/php/mysqld.sock",
+            None,
+            "/env.sock",
+        ),
+        ("name", "ALT42_DB_NAME", "env_name", "ini_name", "php_name", "moodle", "env_name"),
+        ("user", "ALT42_DB_USER", "env_user", "ini_user", "php_user", "moodle", "env_user"),
+        ("password", "ALT42_DB_PASSWORD", "env-pass", "ini-pass", "php-pass", "", "env-pass"),
+        ("prefix", "ALT42_DB_PREFIX", "env_", "ini_", "php_", "mdl_", "env_"),
+    ],
+)
+def test_precedence(
+    tmp_path: Path,
+    key: str,
+    env_var: str,
+    env_value: str,
+    ini_value: str,
+    php_value: Any,
+    default: Any,
+    expected_env: Any,
+) -> None:
+    php = write_php(tmp_path)
+    ini_with_key = f"[database]\nmoodle_config = {php}\n{key} = {ini_value}\n"
+    ini_without_key = f"[database]\nmoodle_config = {php}\n"
+    expected_ini: Any = int(ini_value) if key == "port" else ini_value
+
+    def value(ini: str, environ: dict[str, str]) -> Any:
+        return getattr(load_config(write_ini(tmp_path, ini, 0o600), environ).database, key)
+
+    assert value(ini_with_key, {env_var: env_value}) == expected_env  # env > INI
+    assert value(ini_with_key, {}) == expected_ini  # INI > config.php
+    assert value(ini_without_key, {}) == php_value  # config.php > default
+    assert value("", {}) == default
+    config = load_config(write_ini(tmp_path, ini_with_key, 0o600), {env_var: env_value})
+    assert config.sources[f"database.{key}"] == f"environment variable {env_var}"
+    config = load_config(write_ini(tmp_path, ini_without_key, 0o600), {})
+    assert config.sources[f"database.{key}"].startswith(f"{php}: $CFG->")
+
+
+def test_all_environment_overrides(tmp_path: Path) -> None:
+    environ = {
+        "ALT42_DB_HOST": "h",
+        "ALT42_DB_PORT": "3311",
+        "ALT42_DB_SOCKET": "/s.sock",
+        "ALT42_DB_NAME": "n",
+        "ALT42_DB_USER": "u",
+        "ALT42_DB_PASSWORD": SECRET,
+        "ALT42_DB_PREFIX": "p_",
+    }
+    config = load(tmp_path, "[database]\nhost = x\nport = 1\n", environ)
+    assert config.database == DatabaseConfig("h", 3311, "/s.sock", "n", "u", SECRET, "p_")
+    assert SECRET not in repr(config) and SECRET not in str(config)
+
+
+@pytest.mark.parametrize(
+    ("environ", "attribute", "expected"),
+    [
+        ({"ALT42_DB_SOCKET": ""}, "socket", None),  # empty: TCP even if config.php has one
+        ({"ALT42_DB_PREFIX": ""}, "prefix", ""),
+        ({"ALT42_DB_PASSWORD": ""}, "password", ""),
+        ({"ALT42_DB_PORT": " 3312 "}, "port", 3312),
+    ],
+)
+def test_empty_and_padded_environment_values(
+    tmp_path: Path, environ: dict[str, str], attribute: str, expected: Any
+) -> None:
+    php = write_php(tmp_path)
+    config = load(tmp_path, f"[database]\nmoodle_config = {php}\n", environ)
+    assert getattr(config.database, attribute) == expected
+
+
+def test_no_password_anywhere_is_allowed(tmp_path: Path) -> None:
+    php = write_php(tmp_path, "<?php $CFG->dbtype = 'mariadb'; $CFG->dbhost = 'h';")
+    config = load(tmp_path, f"[database]\nmoodle_config = {php}\n")
+    assert config.database.password == ""
+    assert (config.database.name, config.database.user) == ("moodle", "moodle")
+
+
+def test_config_php_empty_port_and_true_socket_mean_defaults(tmp_path: Path) -> None:
+    php = write_php(
+        tmp_path,
+        "<?php $CFG->dbtype='mysqli'; $CFG->dboptions = ['dbport' => '', 'dbsocket' => true];",
+    )
+    config = load(tmp_path, f"[database]\nmoodle_config = {php}\n")
+    assert (config.database.port, config.database.socket) == (3306, None)
+    assert config.sources["database.port"] == "default"
+
+
+# --------------------------------------------------------------------------- config.php via the INI
+
+
+def test_unsupported_dbtype_even_when_everything_is_explicit(tmp_path: Path) -> None:
+    php = write_php(tmp_path, MOODLE_CONFIG.replace("'mysqli'", "'pgsql'"))
+    path = write_ini(tmp_path, f"[database]\nmoodle_config = {php}\nhost = h\nname = n\n")
+    message = load_error(path)
+    assert message == (
+        f"{php}: $CFG->dbtype is 'pgsql'; alt42-heartbeat supports mysqli, mariadb and auroramysql"
+    )
+
+
+def test_non_literal_password_fails_only_when_needed(tmp_path: Path) -> None:
+    php = write_php(
+        tmp_path, MOODLE_CONFIG.replace("'php-pass'", f"getenv('DB_PASS') ?: '{SECRET}'")
+    )
+    path = write_ini(tmp_path, f"[database]\nmoodle_config = {php}\n")
+    message = load_error(path)
+    assert message.startswith(f"{php}: $CFG->dbpass ")
+    assert "ALT42_DB_PASSWORD" in message and "[database] password" in message
+    config = load_config(path, {"ALT42_DB_PASSWORD": "from-env"})
+    assert config.database.password == "from-env"
+    path = write_ini(tmp_path, f"[database]\nmoodle_config = {php}\npassword = ini\n", 0o600)
+    assert load_config(path, {}).database.password == "ini"
+
+
+@pytest.mark.parametrize(
+    ("php_text", "fragments"),
+    [
+        (
+            MOODLE_CONFIG.replace("3307", "70000"),
+            ["$CFG->dboptions['dbport'] = 70000", "out of range"],
+        ),
+        (
+            MOODLE_CONFIG.replace("3307", "'x'"),
+            ["$CFG->dboptions['dbport'] is 'x'", "ALT42_DB_PORT"],
+        ),
+        (MOODLE_CONFIG.replace("'php_'", "'bad-prefix'"), ["$CFG->prefix = 'bad-prefix'"]),
+        (MOODLE_CONFIG.replace("'php_user'", "''"), ["$CFG->dbuser = ''", "non-empty"]),
+        (MOODLE_CONFIG.replace("'php-host'", "''"), ["$CFG->dbhost = ''", "host name"]),
+        (MOODLE_CONFIG.replace("'php_name'", "false"), ["$CFG->dbname is a boolean"]),
+        (MOODLE_CONFIG[: MOODLE_CONFIG.index("'dbport'")], ["truncated"]),
+    ],
+)
+def test_bad_values_in_config_php_name_it(
+    tmp_path: Path, php_text: str, fragments: list[str]
+) -> None:
+    php = write_php(tmp_path, php_text)
+    message = load_error(write_ini(tmp_path, f"[database]\nmoodle_config = {php}\n"))
+    assert message.startswith(f"{php}: ")
+    for fragment in fragments:
+        assert fragment in message
+
+
+def test_missing_config_php_names_both_files(tmp_path: Path) -> None:
+    path = write_ini(tmp_path, "[database]\nmoodle_config = /nonexistent/config.php\n")
+    message = load_error(path)
+    assert message.startswith("/nonexistent/config.php: no such Moodle config.php")
+    assert f"[database] moodle_config in {path}" in message
+
+
+# --------------------------------------------------------------------------- INI value errors
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "fragments"),
+    [
+        ("heartbeat", "batch_size", "abc", ["= 'abc' is not a whole number", "from 1 to 100000"]),
+        ("heartbeat", "batch_size", "0", ["= 0 is out of range", "from 1 to 100000"]),
+        ("heartbeat", "batch_size", "100001", ["out of range"]),
+        ("heartbeat", "batch_size", "-5", ["out of range"]),
+        ("heartbeat", "batch_size", "1.5", ["not a whole number"]),
+        ("heartbeat", "batch_size", "", ["= '' is not a whole number"]),
+        ("heartbeat", "batch_size", "10 # ten", ["comments must be on a line of their own"]),
+        ("heartbeat", "batch_size", "9" * 40, ["not a whole number"]),
+        ("heartbeat", "interval_minutes", "0", ["out of range", "from 1 to"]),
+        ("heartbeat", "interval_minutes", "thirty", ["not a whole number"]),
+        ("heartbeat", "window_hours", "0", ["out of range"]),
+        ("heartbeat", "window_hours", "1e3", ["not a whole number"]),
+        ("heartbeat", "open_session_hours", "-1", ["out of range"]),
+        ("heartbeat", "lock_file", "run/x.lock", ["not an absolute path"]),
+        ("heartbeat", "rules", "/nonexistent/rules.json", ["no such file", "remove the key"]),
+        ("heartbeat", "rules", "", ["is empty"]),
+        ("heartbeat", "rules", "/", ["is a directory"]),
+        ("database", "port", "0", ["= 0 is out of range", "from 1 to 65535"]),
+        ("database", "port", "65536", ["out of range"]),
+        ("database", "port", "mysql", ["not a whole number"]),
+        ("database", "prefix", "mdl-", ["= 'mdl-' is not a table prefix", "underscores"]),
+        ("database", "prefix", "x" * 31, ["is not a table prefix"]),
+        ("database", "prefix", "mdl_; DROP TABLE x", ["is not a table prefix"]),
+        ("database", "host", "", ["is not a host name"]),
+        ("database", "host", "two words", ["is not a host name"]),
+        ("database", "name", "", ["is empty or not a name"]),
+        ("database", "user", "", ["is empty or not a name"]),
+        ("database", "moodle_config", "", ["moodle_config is empty"]),
+    ],
+)
+def test_value_errors_name_file_section_and_key(
+    tmp_path: Path, section: str, key: str, value: str, fragments: list[str]
+) -> None:
+    path = write_ini(tmp_path, f"[{section}]\n{key} = {value}\n")
+    message = load_error(path)
+    assert message.startswith(f"{path}: [{section}] {key}"), message
+    for fragment in fragments:
+        assert fragment in message, message
+
+
+def test_example_message_from_the_brief(tmp_path: Path) -> None:
+    path = write_ini(tmp_path, "[heartbeat]\nbatch_size = abc\n")
+    assert load_error(path) == (
+        f"{path}: [heartbeat] batch_size = 'abc' is not a whole number; set an integer from "
+        "1 to 100000"
+    )
+
+
+def test_rule_book_permission_denied(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rules = tmp_path / "rules.json"
+    rules.write_text("{}", encoding="utf-8")
+    rules.chmod(0)
+    deny_open(monkeypatch, rules)
+    path = write_ini(tmp_path, f"[heartbeat]\nrules = {rules}\n")
+    message = load_error(path)
+    assert message.startswith(f"{path}: [heartbeat] rules") and "permission denied" in message
+
+
+@pytest.mark.parametrize(
+    ("var", "value", "fragments"),
+    [
+        ("ALT42_DB_PORT", "abc", ["not a whole number", "from 1 to 65535"]),
+        ("ALT42_DB_PORT", "0", ["out of range"]),
+        ("ALT42_DB_PORT", "65536", ["out of range"]),
+        ("ALT42_DB_PORT", "", ["not a whole number"]),
+        ("ALT42_DB_PREFIX", "bad prefix", ["is not a table prefix"]),
+        ("ALT42_DB_HOST", "", ["is not a host name"]),
+        ("ALT42_DB_NAME", "", ["is empty or not a name"]),
+        ("ALT42_DB_USER", " ", ["is empty or not a name"]),
+        ("ALT42_DB_SOCKET", "/tmp/a\nb", ["is not a socket path"]),
+    ],
+)
+def test_environment_errors_name_the_variable(
+    tmp_path: Path, var: str, value: str, fragments: list[str]
+) -> None:
+    message = load_error(write_ini(tmp_path, "[database]\nport = 3306\n"), {var: value})
+    assert message.startswith(f"environment variable {var} = "), message
+    for fragment in fragments:
+        assert fragment in message
+
+
+# --------------------------------------------------------------------------- INI structure errors
+
+
+@pytest.mark.parametrize(
+    ("text", "fragments"),
+    [
+        ("[databse]\nhost = x\n", ["section [databse] is not known", "(did you mean [database]?)"]),
+        ("[Heartbeat]\n", ["section [Heartbeat] is not known", "did you mean [heartbeat]?"]),
+        ("[mysql]\n", ["section [mysql] is not known", "[database] and [heartbeat]"]),
+        ("[DEFAULT]\nhost = x\n", ["section [DEFAULT] is not known"]),
+        (
+            "[heartbeat]\nbatchsize = 5\n",
+            ["[heartbeat] batchsize is not a known key", "(did you mean batch_size?)"],
+        ),
+        ("[database]\nhostname = x\n", ["[database] hostname is not a known key", "host?"]),
+        ("[database]\ndbpass = x\n", ["(did you mean password?)"]),
+        ("[database]\ndbname = x\n", ["(did you mean name?)"]),
+        ("[database]\nusername = x\n", ["(did you mean user?)"]),
+        ("[database]\ndbsocket = x\n", ["(did you mean socket?)"]),
+        ("[database]\npasword = x\n", ["[database] pasword", "did you mean password?"]),
+        ("[database]\nfoo = x\n", ["[database] foo is not a known key", "the keys of [database]"]),
+        ("[database]\nhost = a\nhost = b\n", ["line 3", "[database] host is set twice"]),
+        ("[database]\n[heartbeat]\n[database]\n", ["line 3", "section [database] appears twice"]),
+        ("host = x\n[database]\n", ["line 1 is outside any section"]),
+        ("[database]\nhost x\n", ["line 2 is not 'key = value'"]),
+        ("[database\nhost = x\n", ["line 1"]),
+        ("[database]\nhost = a\n  b\n", ["[database] host spans several lines"]),
+    ],
+)
+def test_structure_errors(tmp_path: Path, text: str, fragments: list[str]) -> None:
+    path = write_ini(tmp_path, text)
+    message = load_error(path)
+    assert message.startswith(f"{path}: "), message
+    for fragment in fragments:
+        assert fragment in message, message
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    path = str(tmp_path / "missing.ini")
+    message = load_error(path)
+    assert message.startswith(f"{path}: no such configuration file")
+    assert "--config" in message and CONFIG_ENV in message
+
+
+def test_directory_instead_of_file(tmp_path: Path) -> None:
+    message = load_error(str(tmp_path))
+    assert message.startswith(f"{tmp_path}: is a directory")
+
+
+def test_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "heartbeat.ini"
+    path.write_bytes(b"[database]\nuser = moodle\npassword = caf\xe9\n")
+    path.chmod(0o600)
+    message = load_error(str(path))
+    assert message == f"{path}: is not UTF-8 text (first bad byte on line 3); save it as UTF-8"
+
+
+def test_binary_file(tmp_path: Path) -> None:
+    path = tmp_path / "heartbeat.ini"
+    path.write_bytes(b"\x7fELF\x00\x00")
+    assert "binary" in load_error(str(path))
+
+
+def test_utf8_bom_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "heartbeat.ini"
+    path.write_bytes("\ufeff[database]\nname = bom\n".encode())
+    assert load_config(str(path), {}).database.name == "bom"
+
+
+def deny_open(monkeypatch: pytest.MonkeyPatch, denied: Path) -> None:
+    """Make ``open(denied)`` fail as for an unprivileged user (root reads anything)."""
+    if os.geteuid() != 0:
+        return
+    real_open = builtins.open
+
+    def fake_open(file: Any, *args: Any, **kwargs: Any) -> Any:
+        if str(file) == str(denied):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", fake_open)
+
+
+def test_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_ini(tmp_path, "[database]\npassword = x\n", mode=0o000)
+    deny_open(monkeypatch, Path(path))
+    message = load_error(path)
+    assert message.startswith(f"{path}: permission denied for user ")
+    assert "chmod 0640" in message
+
+
+# --------------------------------------------------------------------------- the password
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o604, 0o666, 0o755])
+def test_world_readable_file_with_password_is_refused(tmp_path: Path, mode: int) -> None:
+    path = write_ini(tmp_path, f"[database]\npassword = {SECRET}\n", mode=mode)
+    message = load_error(path)
+    assert message == (
+        f"{path}: holds [database] password but is readable by everyone (mode {mode:04o}); "
+        f"run: chmod 0640 {path} (and chgrp it to the job's group)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("mode", "text"),
+    [
+        (0o640, f"[database]\npassword = {SECRET}\n"),
+        (0o600, f"[database]\npassword = {SECRET}\n"),
+        (0o644, "[database]\nhost = db\n"),  # no password: may be world-readable
+    ],
+)
+def test_private_file_or_no_password_is_fine(tmp_path: Path, mode: int, text: str) -> None:
+    load_config(write_ini(tmp_path, text, mode=mode), {})
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"[database]\npassword {SECRET}\n",  # no '=': a parse error quoting nothing
+        f"password = {SECRET}\n",  # outside any section
+        f"[database]\npassword = {SECRET}\n  {SECRET}\n",  # continuation line
+        f"[database]\npassword = {SECRET}\npassword = {SECRET}\n",  # duplicate
+        f"[database]\npassword = {SECRET}\nport = x\n",  # another key's error
+        f"[{SECRET}\n",
+    ],
+)
+def test_password_never_in_messages(tmp_path: Path, text: str) -> None:
+    load_error(write_ini(tmp_path, text))  # load_error asserts SECRET is absent
+
+
+def test_password_never_in_repr(tmp_path: Path) -> None:
+    php = write_php(tmp_path, MOODLE_CONFIG.replace("php-pass", SECRET))
+    config = load(tmp_path, f"[database]\nmoodle_config = {php}\n")
+    assert config.database.password == SECRET
+    for text in (repr(config), str(config), repr(config.database), str(config.sources)):
+        assert SECRET not in text
