@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from heartbeat.config import (
     CONFIG_ENV,
@@ -249,6 +251,22 @@ def test_empty_and_padded_environment_values(
 ) -> None:
     php = write_php(tmp_path)
     config = load(tmp_path, f"[database]\nmoodle_config = {php}\n", environ)
+    assert getattr(config.database, attribute) == expected
+
+
+@pytest.mark.parametrize(
+    ("line", "attribute", "expected"),
+    [
+        ("socket =", "socket", None),  # empty: TCP although config.php names a socket
+        ("prefix =", "prefix", ""),
+        ("password =", "password", ""),
+    ],
+)
+def test_empty_ini_values_override_config_php(
+    tmp_path: Path, line: str, attribute: str, expected: Any
+) -> None:
+    php = write_php(tmp_path)
+    config = load(tmp_path, f"[database]\nmoodle_config = {php}\n{line}\n")
     assert getattr(config.database, attribute) == expected
 
 
@@ -554,3 +572,17 @@ def test_password_never_in_repr(tmp_path: Path) -> None:
     assert config.database.password == SECRET
     for text in (repr(config), str(config), repr(config.database), str(config.sources)):
         assert SECRET not in text
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")), min_size=1, max_size=40)
+    .map(str.strip)
+    .filter(bool)
+)
+def test_any_ini_password_is_kept_verbatim(tmp_path: Path, password: str) -> None:
+    config = load(tmp_path, f"[database]\npassword = {password}\n")
+    assert config.database.password == password
+    assert "password" not in repr(config.database)  # the field is hidden from repr

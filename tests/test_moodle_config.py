@@ -4,11 +4,14 @@ values PHP would compute (kept as per-key problems), and files that are unusable
 from __future__ import annotations
 
 import builtins
+import contextlib
 import os
 from pathlib import Path
 from typing import Any, Optional
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from heartbeat.errors import EXIT_CONFIG, ConfigError
 from heartbeat.moodle_config import (
@@ -560,3 +563,50 @@ def test_password_not_in_repr() -> None:
     assert settings.password == SECRET
     assert SECRET not in repr(settings)
     assert SECRET not in str(settings)
+
+
+# --------------------------------------------------------------------------- properties
+
+
+def php_single_quoted(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def php_double_quoted(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$")
+    return '"' + escaped + '"'
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(), st.sampled_from([php_single_quoted, php_double_quoted]))
+def test_any_string_round_trips(text: str, quote: Any) -> None:
+    settings_ = parse(php(f"$CFG->dbpass = {quote(text)};"))
+    assert settings_.problems == {}
+    assert settings_.password == text
+
+
+_PIECES = st.sampled_from(
+    [
+        "$CFG", "->", "dbpass", "dboptions", "dbport", "=", "'x'", '"a$b"', '"\\x', "[", "]",
+        "(", ")", "{", "}", ";", ",", "=>", "array", "true", "<<<EOT\n", "\nEOT", "?>",
+        "<?php ", "//", "#", "/*", "*/", "'", '"', "`", "3307", "-", ".", "if", "\n", " ",
+        "{$", "${", "\\", "0x", "1e", "089", "unset", "$x",
+    ]
+)  # fmt: skip
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_PIECES, max_size=40))
+def test_arbitrary_php_never_crashes(parts: list[str]) -> None:
+    """Whatever the file holds, the outcome is settings or one ConfigError line."""
+    try:
+        parse("<?php " + "".join(parts))
+    except ConfigError as exc:
+        assert "\n" not in str(exc)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, len(SHORT_SYNTAX)), st.integers(0, len(SHORT_SYNTAX)), st.text(max_size=4))
+def test_damaged_files_never_crash(cut: int, resume: int, insert: str) -> None:
+    with contextlib.suppress(ConfigError):
+        parse(SHORT_SYNTAX[:cut] + insert + SHORT_SYNTAX[resume:])
