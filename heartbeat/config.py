@@ -54,6 +54,30 @@ class HeartbeatConfig:
     rules: Optional[str] = None  # path of a rule book replacing the shipped one
     batch_size: int = 1000
     lock_file: str = "/run/lock/alt42-heartbeat.lock"
+    # Past this the run stops after the batch in hand (status aborted, exit 4); 0 in the
+    # file means the default, two thirds of the interval, so a slow run ends before the
+    # next slot starts.
+    max_run_minutes: int = 20
+    query_timeout_seconds: int = 300  # per statement, so one stuck query cannot hold the slot
+
+
+@dataclass(frozen=True)
+class MonitoringConfig:
+    """Dead-man's switch pings, the Prometheus textfile and the status check."""
+
+    ping_url: Optional[str] = field(default=None, repr=False)  # holds the check's secret id
+    ping_timeout_seconds: int = 5
+    ping_retries: int = 2
+    metrics_file: Optional[str] = None
+    grace_minutes: int = 10
+
+
+@dataclass(frozen=True)
+class RetentionConfig:
+    """How long ``prune`` keeps rows, and how many it deletes per transaction."""
+
+    days: int = 90
+    batch_size: int = 5000
 
 
 @dataclass(frozen=True)
@@ -68,6 +92,8 @@ class Config:
     path: str
     database: DatabaseConfig
     heartbeat: HeartbeatConfig
+    monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
     sources: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
 
 
@@ -81,7 +107,17 @@ KNOWN_KEYS: Mapping[str, tuple[str, ...]] = {
         "rules",
         "batch_size",
         "lock_file",
+        "max_run_minutes",
+        "query_timeout_seconds",
     ),
+    "monitoring": (
+        "ping_url",
+        "ping_timeout_seconds",
+        "ping_retries",
+        "metrics_file",
+        "grace_minutes",
+    ),
+    "retention": ("days", "batch_size"),
 }
 
 #: ``[database]`` key -> the environment variable that overrides it.
@@ -102,6 +138,17 @@ INT_KEYS: Mapping[str, tuple[int, int, int]] = {
     "window_hours": (24, 1, 87_600),  # ten years
     "open_session_hours": (24, 1, 87_600),
     "batch_size": (1000, 1, 100_000),
+    "max_run_minutes": (0, 0, 525_600),  # 0: two thirds of the interval
+    "query_timeout_seconds": (300, 1, 86_400),
+}
+MONITORING_INT_KEYS: Mapping[str, tuple[int, int, int]] = {
+    "ping_timeout_seconds": (5, 1, 60),
+    "ping_retries": (2, 0, 5),
+    "grace_minutes": (10, 0, 1440),
+}
+RETENTION_INT_KEYS: Mapping[str, tuple[int, int, int]] = {
+    "days": (90, 1, 3650),
+    "batch_size": (5000, 100, 100_000),
 }
 
 #: Names people carry over from Moodle's config.php or other tools, which difflib
@@ -157,7 +204,18 @@ def load_config(path: Optional[str] = None, environ: Optional[Mapping[str, str]]
     base_dir = os.path.dirname(os.path.abspath(ini_path))
     database, sources = database_config(sections.get("database", {}), ini_path, env, base_dir)
     heartbeat = heartbeat_config(sections.get("heartbeat", {}), ini_path, base_dir)
-    return Config(path=ini_path, database=database, heartbeat=heartbeat, sources=sources)
+    monitoring = monitoring_config(sections.get("monitoring", {}), ini_path)
+    retention = RetentionConfig(
+        **_numbers(sections.get("retention", {}), RETENTION_INT_KEYS, f"{ini_path}: [retention]")
+    )
+    return Config(
+        path=ini_path,
+        database=database,
+        heartbeat=heartbeat,
+        monitoring=monitoring,
+        retention=retention,
+        sources=sources,
+    )
 
 
 # --------------------------------------------------------------------------- the INI file
@@ -203,7 +261,7 @@ def parse_ini(text: str, path: str) -> dict[str, dict[str, str]]:
             hint = _did_you_mean(section, list(KNOWN_KEYS), "[{}]")
             raise ConfigError(
                 f"{path}: section [{section}] is not known{hint}; the sections are "
-                "[database] and [heartbeat]"
+                + ", ".join(f"[{name}]" for name in KNOWN_KEYS)
             )
         values: dict[str, str] = {}
         for key, value in parser.items(section):
@@ -252,12 +310,7 @@ def check_password_permissions(
 
 def heartbeat_config(section: Mapping[str, str], path: str, base_dir: str) -> HeartbeatConfig:
     """Validate ``[heartbeat]``; relative paths are taken from the INI file's directory."""
-    numbers = {
-        key: parse_int(section[key], f"{path}: [heartbeat] {key}", low, high)
-        if key in section
-        else default
-        for key, (default, low, high) in INT_KEYS.items()
-    }
+    numbers = _numbers(section, INT_KEYS, f"{path}: [heartbeat]")
     rules: Optional[str] = None
     if "rules" in section:
         rules = _readable_rule_book(section["rules"], path, base_dir)
@@ -276,7 +329,39 @@ def heartbeat_config(section: Mapping[str, str], path: str, base_dir: str) -> He
         rules=rules,
         batch_size=numbers["batch_size"],
         lock_file=lock_file,
+        max_run_minutes=numbers["max_run_minutes"] or max(1, numbers["interval_minutes"] * 2 // 3),
+        query_timeout_seconds=numbers["query_timeout_seconds"],
     )
+
+
+def _numbers(
+    section: Mapping[str, str], keys: Mapping[str, tuple[int, int, int]], where: str
+) -> dict[str, int]:
+    """The integer keys of a section, validated, with their defaults."""
+    return {
+        key: parse_int(section[key], f"{where} {key}", low, high) if key in section else default
+        for key, (default, low, high) in keys.items()
+    }
+
+
+def monitoring_config(section: Mapping[str, str], path: str) -> MonitoringConfig:
+    """Validate ``[monitoring]``: an http(s) ping URL and an absolute ``.prom`` path."""
+    numbers = _numbers(section, MONITORING_INT_KEYS, f"{path}: [monitoring]")
+    ping_url = section.get("ping_url") or None
+    if ping_url is not None and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", ping_url):
+        raise ConfigError(
+            f"{path}: [monitoring] ping_url is not an http(s) URL; set e.g. "
+            "https://hc-ping.com/<uuid> or remove the key"
+        )
+    metrics_file = section.get("metrics_file") or None
+    if metrics_file is not None and (
+        not os.path.isabs(metrics_file) or not metrics_file.endswith(".prom")
+    ):
+        raise ConfigError(
+            f"{path}: [monitoring] metrics_file = {metrics_file!r} must be an absolute path "
+            "ending in .prom; set e.g. /var/lib/prometheus/node-exporter/alt42_heartbeat.prom"
+        )
+    return MonitoringConfig(ping_url=ping_url, metrics_file=metrics_file, **numbers)
 
 
 def _readable_rule_book(value: str, path: str, base_dir: str) -> str:

@@ -18,6 +18,8 @@ from heartbeat.config import (
     Config,
     DatabaseConfig,
     HeartbeatConfig,
+    MonitoringConfig,
+    RetentionConfig,
     load_config,
     resolve_config_path,
 )
@@ -97,7 +99,11 @@ def test_every_key(tmp_path: Path) -> None:
         "[database]\nhost = db.example.org\nport = 3310\nsocket = /run/db.sock\n"
         "name = lms\nuser = heartbeat\npassword = pw\nprefix = lms_\n\n"
         "[heartbeat]\ninterval_minutes = 15\nwindow_hours = 48\nopen_session_hours = 12\n"
-        f"rules = {rules}\nbatch_size = 500\nlock_file = /tmp/hb.lock\n",
+        f"rules = {rules}\nbatch_size = 500\nlock_file = /tmp/hb.lock\n"
+        "max_run_minutes = 12\nquery_timeout_seconds = 60\n"
+        "[monitoring]\nping_url = http://127.0.0.1:9/ping/abc\nping_timeout_seconds = 3\n"
+        "ping_retries = 1\nmetrics_file = /var/lib/node/alt42.prom\ngrace_minutes = 5\n"
+        "[retention]\ndays = 30\nbatch_size = 1000\n",
     )
     assert config.database == DatabaseConfig(
         host="db.example.org",
@@ -115,7 +121,40 @@ def test_every_key(tmp_path: Path) -> None:
         rules=str(rules),
         batch_size=500,
         lock_file="/tmp/hb.lock",
+        max_run_minutes=12,
+        query_timeout_seconds=60,
     )
+    assert config.monitoring == MonitoringConfig(
+        ping_url="http://127.0.0.1:9/ping/abc",
+        ping_timeout_seconds=3,
+        ping_retries=1,
+        metrics_file="/var/lib/node/alt42.prom",
+        grace_minutes=5,
+    )
+    assert config.retention == RetentionConfig(days=30, batch_size=1000)
+
+
+def test_max_run_defaults_to_two_thirds_of_the_interval(tmp_path: Path) -> None:
+    config = load(tmp_path, "[heartbeat]\ninterval_minutes = 15\n", {})
+    assert config.heartbeat.max_run_minutes == 10
+    config = load(tmp_path, "[heartbeat]\ninterval_minutes = 1\n", {})
+    assert config.heartbeat.max_run_minutes == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("[monitoring]\nping_url = ftp://x/y\n", "[monitoring] ping_url is not an http(s) URL"),
+        ("[monitoring]\nmetrics_file = alt42.prom\n", "[monitoring] metrics_file"),
+        ("[monitoring]\nmetrics_file = /tmp/alt42.txt\n", "ending in .prom"),
+        ("[monitoring]\nping_retries = 9\n", "[monitoring] ping_retries = 9 is out of range"),
+        ("[retention]\ndays = 0\n", "[retention] days = 0 is out of range"),
+        ("[retention]\nbatchsize = 10\n", "did you mean batch_size"),
+    ],
+)
+def test_operations_sections_are_validated(tmp_path: Path, text: str, fragment: str) -> None:
+    path = write_ini(tmp_path, text)
+    assert fragment in load_error(path)
 
 
 def test_keys_are_case_insensitive_and_values_are_raw(tmp_path: Path) -> None:
@@ -443,7 +482,7 @@ def test_environment_errors_name_the_variable(
     [
         ("[databse]\nhost = x\n", ["section [databse] is not known", "(did you mean [database]?)"]),
         ("[Heartbeat]\n", ["section [Heartbeat] is not known", "did you mean [heartbeat]?"]),
-        ("[mysql]\n", ["section [mysql] is not known", "[database] and [heartbeat]"]),
+        ("[mysql]\n", ["section [mysql] is not known", "[database], [heartbeat], [monitoring]"]),
         ("[DEFAULT]\nhost = x\n", ["section [DEFAULT] is not known"]),
         (
             "[heartbeat]\nbatchsize = 5\n",

@@ -1,0 +1,54 @@
+"""Dead-man's switch pings (healthchecks.io-compatible), never failing the run.
+
+``<url>/start`` when a run starts, ``<url>`` on success, ``<url>/fail`` or
+``<url>/<exit code>`` otherwise, each with ``?rid=<run id>`` so the monitor pairs start
+and end. Short timeouts and a couple of retries; a monitor that is down costs at most a
+few seconds and one line in the log, never the run.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Callable, Optional
+
+
+def ping_url(base: str, event: str, run_id: str) -> str:
+    """The URL for ``event``: ``start``, ``success``, ``fail`` or an exit code."""
+    base = base.rstrip("/")
+    suffix = "" if event == "success" else f"/{event}"
+    return f"{base}{suffix}?{urllib.parse.urlencode({'rid': run_id})}"
+
+
+def send(
+    base: Optional[str],
+    event: str,
+    run_id: str,
+    say: Callable[[str], None],
+    timeout: float = 5.0,
+    retries: int = 2,
+    body: str = "",
+) -> bool:
+    """Ping the monitor; True when it answered 2xx. Failures are reported, not raised."""
+    if not base:
+        return False
+    url = ping_url(base, event, run_id)
+    data = body.encode("utf-8")[:10000]
+    problem = ""
+    for attempt in range(retries + 1):
+        try:
+            request = urllib.request.Request(url, data=data, method="POST")  # noqa: S310
+            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+                if 200 <= response.status < 300:
+                    return True
+                problem = f"HTTP {response.status}"
+        except urllib.error.HTTPError as exc:
+            problem = f"HTTP {exc.code}"
+        except (urllib.error.URLError, OSError) as exc:
+            problem = str(getattr(exc, "reason", exc))
+        if attempt < retries:
+            time.sleep(min(1.0 * (attempt + 1), 3.0))
+    say(f"Monitor ping '{event}' failed ({problem}); the run itself is not affected")
+    return False

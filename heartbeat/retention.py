@@ -1,0 +1,48 @@
+"""``alt42-heartbeat prune``: delete old rows of the job's three tables, gently.
+
+Deletes go in small batches (``DELETE ... ORDER BY id LIMIT n``, one short transaction
+each) through the time indexes ``migrate`` creates, so a prune never holds a lock on a
+whole table while Moodle's pages read it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Callable
+
+from heartbeat import db
+
+# table attribute of ``Tables`` -> the column that dates a row
+DATED_COLUMNS = {
+    "evaluation_log": "evaluated_at",
+    "event_log": "created_at",
+    "heartbeat_log": "created_at",
+}
+
+
+def prune(
+    conn: Any,
+    tables: db.Tables,
+    older_than: dt.datetime,
+    batch_size: int,
+    say: Callable[[str], None],
+) -> dict[str, int]:
+    """Delete rows dated before ``older_than`` (UTC); returns rows deleted per table."""
+    cutoff = older_than.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    deleted: dict[str, int] = {}
+    for attr, column in DATED_COLUMNS.items():
+        table = getattr(tables, attr)
+        total = 0
+        while True:
+            with conn.cursor() as cur:
+                count = cur.execute(
+                    f"DELETE FROM {table} WHERE {column} < %s ORDER BY id LIMIT {int(batch_size)}",
+                    (cutoff,),
+                )
+            conn.commit()
+            total += count
+            if count < batch_size:
+                break
+        deleted[tables.bare(table)] = total
+        say(f"Pruned {total} row(s) from {tables.bare(table)} older than {cutoff:%Y-%m-%d %H:%M}")
+    return deleted

@@ -1,0 +1,123 @@
+"""``alt42-heartbeat status``: a Nagios/Icinga plugin over the run records.
+
+One line ``HEARTBEAT <STATE> - <summary> | <perfdata>`` and the plugin exit codes
+0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN. The checks are pure functions of the last run
+rows, so every branch is tested without a database.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from heartbeat import db
+
+OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
+STATE_NAMES = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}
+COMPLETED = ("success", "partial")
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """What the status check needs of one ``heartbeat_log`` row."""
+
+    created_at: dt.datetime  # UTC, aware
+    status: Optional[str]  # None on rows the PHP job wrote
+    students_processed: int
+    errors: int
+    duration_ms: float
+
+    @property
+    def completed(self) -> bool:
+        return self.status is None or self.status in COMPLETED
+
+
+def last_runs(
+    conn: Any, tables: db.Tables, with_status: bool
+) -> tuple[Optional[RunRow], Optional[RunRow]]:
+    """The newest finished run row (any outcome) and the newest completed one."""
+    status = "status" if with_status else "NULL"
+    finished = "WHERE status IS NULL OR status <> 'running'" if with_status else ""
+    completed = "WHERE status IS NULL OR status IN ('success', 'partial')" if with_status else ""
+    rows = []
+    with conn.cursor() as cur:
+        for where in (finished, completed):
+            cur.execute(
+                f"SELECT created_at, {status}, students_processed, errors, duration_ms"
+                f" FROM {tables.heartbeat_log} {where} ORDER BY id DESC LIMIT 1"
+            )
+            row = cur.fetchone()
+            rows.append(
+                None
+                if row is None
+                else RunRow(
+                    created_at=row[0].replace(tzinfo=dt.timezone.utc),
+                    status=row[1],
+                    students_processed=int(row[2] or 0),
+                    errors=int(row[3] or 0),
+                    duration_ms=float(row[4] or 0),
+                )
+            )
+    return rows[0], rows[1]
+
+
+def assess(
+    last: Optional[RunRow],
+    last_completed: Optional[RunRow],
+    now: dt.datetime,
+    interval_minutes: int,
+    grace_minutes: int,
+    sessions_exist: bool,
+) -> tuple[int, str]:
+    """The plugin state and its one line (with perfdata)."""
+    limit = dt.timedelta(minutes=2 * interval_minutes + grace_minutes)
+    if last_completed is None:
+        return CRITICAL, _line(CRITICAL, "no completed run recorded yet", None, limit)
+    age = now - last_completed.created_at
+    perf = _perfdata(age, limit, last)
+    if age > limit:
+        minutes = int(age.total_seconds() // 60)
+        return CRITICAL, _line(
+            CRITICAL,
+            f"last completed run {minutes} min ago (limit {int(limit.total_seconds() // 60)} min)",
+            perf,
+            limit,
+        )
+    last = last or last_completed  # a completed run is also a finished one
+    if not last.completed:
+        return WARNING, _line(WARNING, f"last run {last.status}", perf, limit)
+    if last.errors:
+        return WARNING, _line(WARNING, f"last run had {last.errors} failed student(s)", perf, limit)
+    if last.students_processed == 0 and sessions_exist:
+        return WARNING, _line(
+            WARNING, "last run processed 0 students while active sessions exist", perf, limit
+        )
+    return OK, _line(
+        OK,
+        f"last run {last.students_processed} students, 0 errors, {last.duration_ms:.0f} ms",
+        perf,
+        limit,
+    )
+
+
+def _perfdata(age: dt.timedelta, limit: dt.timedelta, last: Optional[RunRow]) -> str:
+    seconds, critical = int(age.total_seconds()), int(limit.total_seconds())
+    parts = [f"age={seconds}s;;{critical}"]
+    if last is not None:
+        parts += [
+            f"students={last.students_processed}",
+            f"errors={last.errors};0;",
+            f"duration={last.duration_ms / 1000:.3f}s",
+        ]
+    return " ".join(parts)
+
+
+def _line(state: int, summary: str, perf: Optional[str], limit: dt.timedelta) -> str:
+    text = f"HEARTBEAT {STATE_NAMES[state]} - {summary}"
+    return f"{text} | {perf}" if perf else text
+
+
+def unknown(message: str) -> str:
+    """The UNKNOWN line for a check that could not be made (config, database)."""
+    return _line(UNKNOWN, message, None, dt.timedelta())
