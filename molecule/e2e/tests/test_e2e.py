@@ -1,0 +1,109 @@
+"""End to end: the exact cron command, run as www-data, and then cron itself, write the
+expected rows into the seeded database (tests/sql/demo_data.sql: 8 active students)."""
+
+from __future__ import annotations
+
+import shlex
+import time
+
+import alt42_expect as x
+
+ACTIVE_STUDENTS = 8
+SCENARIOS_PER_STUDENT = 5
+HEARTBEAT_LOG = "mdl_alt42_heartbeat_log"
+EVALUATION_LOG = "mdl_alt42_scenario_evaluation_log"
+EVENT_LOG = "mdl_alt42_event_processing_log"
+
+
+def sql(host, query: str) -> list[list[str]]:
+    """Rows of QUERY (run as MariaDB's root over the socket), as lists of strings."""
+    out = host.check_output(f"mariadb -N -B moodle -e {shlex.quote(query)}")
+    return [line.split("\t") for line in out.splitlines() if line]
+
+
+def scalar(host, query: str) -> int:
+    rows = sql(host, query)
+    assert len(rows) == 1 and len(rows[0]) == 1, rows
+    return int(rows[0][0])
+
+
+def heartbeat_rows(host) -> int:
+    return scalar(host, f"SELECT COUNT(*) FROM {HEARTBEAT_LOG}")
+
+
+def test_migrate_as_www_data(host):
+    command = f"{x.CLI} --config {x.CONFIG_FILE} migrate"
+    first = host.run(x.as_www_data(command))
+    assert first.rc == 0, first
+    again = host.run(x.as_www_data(command))
+    assert again.rc == 0, again
+    tables = {r[0] for r in sql(host, "SHOW TABLES")}
+    assert {HEARTBEAT_LOG, EVALUATION_LOG, EVENT_LOG} <= tables
+
+
+def test_the_exact_cron_command_writes_the_rows(host):
+    job = x.cron_job(host)
+    assert job.command == x.expected_command()
+    before = heartbeat_rows(host)
+    log_before = host.file(x.LOG_FILE).size if host.file(x.LOG_FILE).exists else 0
+
+    result = host.run(x.as_www_data(job.command))
+    assert result.rc == 0, (result, host.run(f"tail -n 30 {x.LOG_FILE}").stdout)
+
+    assert heartbeat_rows(host) == before + 1
+    run_id, processed, errors, status = sql(
+        host,
+        f"SELECT run_id, students_processed, errors, status FROM {HEARTBEAT_LOG}"
+        " ORDER BY id DESC LIMIT 1",
+    )[0]
+    assert int(processed) == ACTIVE_STUDENTS
+    assert int(errors) == 0
+    assert status not in ("NULL", "failed", "error"), status
+
+    events = sql(host, f"SELECT event_id, student_id FROM {EVENT_LOG} WHERE run_id = '{run_id}'")
+    assert len(events) == ACTIVE_STUDENTS
+    students = {student for _, student in events}
+    assert len(students) == ACTIVE_STUDENTS
+    assert "1009" not in students and "1010" not in students, "inactive students"
+
+    per_student = dict(
+        sql(
+            host,
+            f"SELECT e.student_id, COUNT(*) FROM {EVALUATION_LOG} e"
+            f" JOIN {EVENT_LOG} v ON v.event_id = e.event_id"
+            f" WHERE v.run_id = '{run_id}' GROUP BY e.student_id",
+        )
+    )
+    assert set(per_student) == students
+    assert all(int(n) == SCENARIOS_PER_STUDENT for n in per_student.values()), per_student
+    assert sum(int(n) for n in per_student.values()) == ACTIVE_STUDENTS * SCENARIOS_PER_STUDENT
+
+    log = host.file(x.LOG_FILE)
+    assert log.user == "www-data"
+    assert log.size > log_before, "the run's output is appended to the cron log"
+
+
+def test_cron_runs_the_job_by_itself(host):
+    """One-minute schedule (molecule.yml): start the cron daemon, wait for its row."""
+    assert x.cron_job(host).schedule == "* * * * *"
+    before = heartbeat_rows(host)
+    log_size = host.file(x.LOG_FILE).size
+    started = host.run("service cron start")
+    assert started.rc == 0, started
+    try:
+        deadline = time.monotonic() + 75
+        while heartbeat_rows(host) <= before and time.monotonic() < deadline:
+            time.sleep(3)
+        assert heartbeat_rows(host) > before, "cron did not run the job within 75 s"
+        # Let the run finish before looking at its row and log.
+        for _ in range(20):
+            status = sql(
+                host, f"SELECT status, finished_at FROM {HEARTBEAT_LOG} ORDER BY id DESC LIMIT 1"
+            )[0]
+            if status[1] != "NULL":
+                break
+            time.sleep(1)
+        assert status[1] != "NULL", "the cron run did not finish"
+        assert host.file(x.LOG_FILE).size > log_size, "cron appended the run's output"
+    finally:
+        host.run("service cron stop")

@@ -1,0 +1,144 @@
+"""A converged host (state present): files, owners, modes, cron entry, logrotate, secrets.
+
+Shared by the default, debian11, debian13, php and e2e scenarios (additional_files_or_dirs).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import alt42_expect as x
+import pytest
+
+python_only = pytest.mark.skipif(x.runtime() != "python", reason="python runtime only")
+
+
+def test_cron_file_is_root_owned_0644_without_dot_in_name(host):
+    cron_file = host.file(x.CRON_FILE)
+    assert cron_file.is_file
+    assert (cron_file.user, cron_file.group, cron_file.mode) == ("root", "root", 0o644)
+    # cron reads only names without a dot: exactly one of ours (backups have dots).
+    names = host.check_output("ls -1A /etc/cron.d").split()
+    assert [n for n in names if "alt42" in n and "." not in n] == ["alt42-heartbeat"]
+
+
+def test_cron_file_ends_with_newline(host):
+    last_byte = host.check_output(f"tail -c 1 {x.CRON_FILE} | od -An -tx1").strip()
+    assert last_byte == "0a"
+
+
+def test_cron_file_sets_shell_path_mailto(host):
+    env, _ = x.parse_cron_d(host.file(x.CRON_FILE).content_string)
+    assert env.get("SHELL") == "/bin/sh"
+    path = env.get("PATH", "").split(":")
+    assert "/usr/bin" in path
+    assert "/bin" in path
+    assert env.get("MAILTO") in ('""', "''", "")
+
+
+def test_cron_line_runs_the_job_as_www_data(host):
+    job = x.cron_job(host)
+    assert job.schedule == x.schedule()
+    assert job.user == "www-data"
+    assert job.command == x.expected_command()
+
+
+def test_log_dir_owner_and_mode(host):
+    log_dir = host.file(x.LOG_DIR)
+    assert log_dir.is_directory
+    assert (log_dir.user, log_dir.group, log_dir.mode) == ("www-data", "www-data", 0o755)
+
+
+def test_logrotate_file(host):
+    conf = host.file(x.LOGROTATE_FILE)
+    assert conf.is_file
+    assert conf.user == "root"
+    assert conf.mode & 0o022 == 0, "logrotate ignores group/world-writable files"
+    words = [line.split() for line in conf.content_string.splitlines()]
+    directives = {w[0] for w in words if w}
+    for wanted in ("daily", "compress", "delaycompress", "missingok", "notifempty"):
+        assert wanted in directives, wanted
+    assert ["rotate", "30"] in words
+    assert ["su", "www-data", "www-data"] in words
+    assert any(w and w[0].startswith(x.LOG_DIR + "/") for w in words), "stanza for the log dir"
+
+
+def test_logrotate_debug_run_is_clean(host):
+    result = host.run(f"logrotate -d {x.LOGROTATE_FILE}")
+    output = (result.stdout + result.stderr).lower()
+    assert result.rc == 0, output
+    assert "error" not in output, output
+    assert "insecure" not in output, output
+    assert x.LOG_DIR in output, "the debug run must consider our log"
+
+
+@pytest.mark.skipif(x.with_database(), reason="the e2e scenario runs it against its database")
+def test_the_cron_command_runs_as_www_data(host):
+    """Run the exact command of the cron entry the way cron would (no DB here)."""
+    job = x.cron_job(host)
+    before = host.run(f"wc -c < {x.LOG_FILE}").stdout.strip() or "0"
+    result = host.run(x.as_www_data(job.command))
+    if x.runtime() == "python":
+        # No database in this container: the job must get as far as connecting (the
+        # config is readable and valid for www-data) and report a database error.
+        assert result.rc == 3, result
+    else:
+        assert result.rc == 0, result
+    log = host.file(x.LOG_FILE)
+    assert log.user == "www-data"
+    assert log.size > int(before), "the job's output is appended to the log"
+
+
+def test_forced_rotation_keeps_the_data(host):
+    marker = f"alt42-rotation-{uuid.uuid4().hex}"
+    write = x.as_www_data(f"for i in 1 2 3; do echo {marker} $i >> {x.LOG_FILE}; done")
+    host.check_output(write)
+    result = host.run(f"logrotate -f -s /tmp/alt42-logrotate.state {x.LOGROTATE_FILE}")
+    assert result.rc == 0, result
+    live = host.run(f"grep -c {marker} {x.LOG_FILE}")
+    assert live.stdout.strip() in ("", "0"), "the live log was not rotated"
+    rotated = host.check_output(f"zcat -f {x.LOG_FILE}.* | grep -c {marker}")
+    assert rotated == "3", "the rotated file must hold every line"
+
+
+@python_only
+def test_config_file_owner_mode_and_password(host):
+    conf = host.file(x.CONFIG_FILE)
+    assert conf.is_file
+    assert (conf.user, conf.group, conf.mode) == ("root", "www-data", 0o640)
+    assert x.db_password() in conf.content_string, "the password from the variable"
+    assert host.run(x.as_www_data(f"cat {x.CONFIG_FILE} > /dev/null")).rc == 0
+    assert host.run(f"runuser -u nobody -- cat {x.CONFIG_FILE}").rc != 0
+
+
+@python_only
+def test_venv_is_not_writable_by_the_job_user(host):
+    for path in (x.INSTALL_DIR, x.VENV_DIR, f"{x.VENV_DIR}/bin", x.CLI):
+        item = host.file(path)
+        assert item.exists, path
+        assert item.user == "root", path
+        assert item.mode & 0o022 == 0, f"{path} is group/world-writable"
+
+
+@python_only
+def test_cli_version_is_the_project_version(host):
+    result = host.run(f"{x.CLI} --version")
+    assert result.rc == 0, result
+    assert x.project_version() in result.stdout + result.stderr
+
+
+def test_password_not_in_world_readable_files(host):
+    password = x.db_password()
+    # Sanity: the search itself finds the password in a world-readable file.
+    probe = "/var/log/alt42-password-probe"
+    host.check_output(f"echo 'x {password} x' > {probe} && chmod 0644 {probe}")
+    search = (
+        "find /etc /opt /var/log -xdev -type f -perm -o=r -print0"
+        f" | xargs -0 grep -lsF -e {password!r} --"
+    )
+    try:
+        found = host.run(search).stdout.split()
+    finally:
+        host.run(f"rm -f {probe}")
+    assert probe in found, "the search must be able to find the password"
+    assert [f for f in found if f != probe] == []
