@@ -16,7 +16,7 @@ import traceback
 from collections.abc import Sequence
 from typing import Any, Callable, NoReturn, Optional, TextIO
 
-from heartbeat import __version__, db, report, rules, schema
+from heartbeat import __version__, db, report, retention, rules, schema, status, students
 from heartbeat.config import Config, load_config
 from heartbeat.errors import EXIT_CONFIG, EXIT_OK, DatabaseError, HeartbeatError
 from heartbeat.run import Output, execute
@@ -71,6 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
     span.add_argument("--hours", type=_positive, metavar="N", help="each run in the last N hours")
     span.add_argument("--days", type=_positive, metavar="N", help="per-day totals over N days")
     rep.add_argument("--format", choices=("table", "json"), default="table")
+
+    commands.add_parser(
+        "status",
+        help="monitoring check in Nagios plugin form (exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)",
+    )
+    prune = commands.add_parser("prune", help="delete old rows of the job's tables, in batches")
+    prune.add_argument(
+        "--days", type=_positive, metavar="N", help="keep N days (default: [retention] days)"
+    )
     return parser
 
 
@@ -93,6 +102,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         handler: Callable[[Config, argparse.Namespace], int] = COMMANDS[args.command]
         return handler(config, args)
     except HeartbeatError as exc:
+        if args.command == "status":  # a monitoring plugin reports its own failure as UNKNOWN
+            print(status.unknown(str(exc)))
+            return status.UNKNOWN
         if verbose:
             traceback.print_exc()
         error(f"ERROR: {exc}")
@@ -182,9 +194,63 @@ def cmd_report(config: Config, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_status(config: Config, args: argparse.Namespace) -> int:
+    tables = db.Tables(config.database.prefix)
+    settings = config.heartbeat
+    now = dt.datetime.now(dt.timezone.utc)
+    conn = db.connect(config.database)
+    try:
+        with db.errors_as("reading the run history"):
+            found = db.columns_of(conn, tables)
+            log_columns = found.get(tables.bare(tables.heartbeat_log))
+            if log_columns is None:
+                raise DatabaseError(
+                    f"table {tables.bare(tables.heartbeat_log)} is missing"
+                    " (run 'alt42-heartbeat migrate')"
+                )
+            last, last_completed = status.last_runs(conn, tables, "status" in log_columns)
+            busy = students.has_active_sessions(
+                conn, tables, now, settings.window_hours, settings.open_session_hours
+            )
+    finally:
+        db.close_quietly(conn)
+    state, line = status.assess(
+        last,
+        last_completed,
+        now,
+        settings.interval_minutes,
+        config.monitoring.grace_minutes,
+        busy,
+    )
+    print(line)
+    return state
+
+
+def cmd_prune(config: Config, args: argparse.Namespace) -> int:
+    say = _printer(sys.stdout)
+    days = args.days or config.retention.days
+    older_than = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=days)
+    conn = db.connect(config.database)
+    try:
+        with db.errors_as("pruning old rows"):
+            deleted = retention.prune(
+                conn,
+                db.Tables(config.database.prefix),
+                older_than,
+                config.retention.batch_size,
+                say,
+            )
+    finally:
+        db.close_quietly(conn)
+    say(f"Prune done: {sum(deleted.values())} row(s) deleted, keeping {days} day(s)")
+    return EXIT_OK
+
+
 COMMANDS: dict[str, Callable[[Config, argparse.Namespace], int]] = {
     "run": cmd_run,
     "migrate": cmd_migrate,
     "check": cmd_check,
     "report": cmd_report,
+    "status": cmd_status,
+    "prune": cmd_prune,
 }

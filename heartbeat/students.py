@@ -48,24 +48,48 @@ def active_student_ids(
     ``open_session_hours`` (abandoned open sessions do not count forever). When no
     session qualifies, students with activity rows within the window.
     """
-    window_start = now - dt.timedelta(hours=window_hours)
-    open_since = int((now - dt.timedelta(hours=open_session_hours)).timestamp())
+    params = _session_params(now, window_hours, open_session_hours)
     sql = (
-        f"SELECT student_id FROM {tables.sessions}"
-        " WHERE session_end IS NULL AND start_time >= %s"
-        f" UNION SELECT student_id FROM {tables.sessions}"
-        " WHERE session_end >= %s AND session_end <= %s"
+        f"SELECT student_id FROM {tables.sessions} WHERE {OPEN_SESSION}"
+        f" UNION SELECT student_id FROM {tables.sessions} WHERE {ENDED_SESSION}"
     )
-    ids = {
-        str(row[0]) for row in stream(conn, sql, (open_since, _naive(window_start), _naive(now)))
-    }
+    ids = {str(row[0]) for row in stream(conn, sql, params)}
     if not ids:
         sql = (
             f"SELECT DISTINCT student_id FROM {tables.activity}"
             " WHERE activity_date >= %s AND activity_date <= %s"
         )
-        ids = {str(row[0]) for row in stream(conn, sql, (_naive(window_start), _naive(now)))}
+        ids = {str(row[0]) for row in stream(conn, sql, params[1:])}
     return sorted(ids, key=order_key)
+
+
+# The two ways a learning session makes its student active (parameters from
+# ``_session_params``): open and recently started, or ended within the window.
+OPEN_SESSION = "session_end IS NULL AND start_time >= %s"
+ENDED_SESSION = "session_end >= %s AND session_end <= %s"
+
+
+def _session_params(
+    now: dt.datetime, window_hours: int, open_session_hours: int
+) -> tuple[int, dt.datetime, dt.datetime]:
+    """(open sessions' earliest start, window start, now) for the two conditions."""
+    open_since = int((now - dt.timedelta(hours=open_session_hours)).timestamp())
+    return open_since, _naive(now - dt.timedelta(hours=window_hours)), _naive(now)
+
+
+def has_active_sessions(
+    conn: Any, tables: Tables, now: dt.datetime, window_hours: int, open_session_hours: int
+) -> bool:
+    """Whether any session makes a student active now (for the status check)."""
+    params = _session_params(now, window_hours, open_session_hours)
+    with conn.cursor() as cur:
+        cur.execute(
+            f"SELECT EXISTS(SELECT 1 FROM {tables.sessions} WHERE {OPEN_SESSION})"
+            f" OR EXISTS(SELECT 1 FROM {tables.sessions} WHERE {ENDED_SESSION})",
+            params,
+        )
+        row = cur.fetchone()
+    return bool(row and row[0])
 
 
 def _naive(moment: dt.datetime) -> dt.datetime:
