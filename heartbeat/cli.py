@@ -62,6 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true", help="read and evaluate, write nothing")
     run.add_argument("--json", action="store_true", help="print one JSON summary only")
     run.add_argument("--verbose", action="store_true", help="one line per student; tracebacks")
+    run.add_argument(
+        "--force",
+        action="store_true",
+        help="run even if this schedule slot already ran (manual re-run); the locks still hold",
+    )
 
     commands.add_parser("migrate", help="create or extend the tables the job writes (idempotent)")
     commands.add_parser("check", help="check config, database, tables and rule book")
@@ -118,7 +123,7 @@ def cmd_run(config: Config, args: argparse.Namespace) -> int:
     quiet = bool(args.json)
     say = (lambda _message: None) if quiet else _printer(sys.stdout)
     out = Output(say=say, detail=say if args.verbose and not quiet else None)
-    summary = execute(config, out, dry_run=args.dry_run)
+    summary = execute(config, out, dry_run=args.dry_run, force=args.force)
     if args.json:
         data = {key: value for key, value in summary.as_dict().items() if key != "students_found"}
         print(json.dumps(data), flush=True)

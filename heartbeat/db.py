@@ -113,11 +113,17 @@ def errors_as(action: str) -> Iterator[None]:
         raise translate(exc, action) from None
 
 
-def connect(cfg: DatabaseConfig, read_timeout: Optional[int] = None) -> Any:
-    """Open a UTC, utf8mb4, non-autocommit connection, or raise ``DatabaseError``."""
+def connect(cfg: DatabaseConfig, statement_timeout: Optional[int] = None) -> Any:
+    """Open a UTC, utf8mb4, non-autocommit connection, or raise ``DatabaseError``.
+
+    With ``statement_timeout`` (seconds) the server aborts any statement running
+    longer (MariaDB ``max_statement_time``; MySQL's ``max_execution_time`` covers
+    SELECTs), and the socket gives up 30 s after that if the server itself hangs.
+    """
     socket = resolve_socket(cfg)
+    read_timeout = statement_timeout + 30 if statement_timeout else None
     with errors_as(f"connecting to {describe_target(cfg)}"):
-        return pymysql.connect(
+        conn = pymysql.connect(
             host=None if socket else cfg.host,
             port=cfg.port,
             unix_socket=socket,
@@ -131,6 +137,18 @@ def connect(cfg: DatabaseConfig, read_timeout: Optional[int] = None) -> Any:
             write_timeout=read_timeout,
             init_command="SET time_zone = '+00:00'",
         )
+    if statement_timeout:
+        with errors_as("setting the statement time limit"), conn.cursor() as cur:
+            try:
+                cur.execute("SET SESSION max_statement_time = %s", (statement_timeout,))
+            except pymysql.err.OperationalError as exc:
+                if exc.args[0] != UNKNOWN_SYSTEM_VARIABLE:
+                    raise
+                cur.execute("SET SESSION max_execution_time = %s", (statement_timeout * 1000,))
+    return conn
+
+
+UNKNOWN_SYSTEM_VARIABLE = 1193
 
 
 def stream(conn: Any, sql: str, params: Any = None) -> Iterator[tuple[Any, ...]]:

@@ -11,6 +11,7 @@ EXIT_OK = 0
 EXIT_PARTIAL = 1  # the run finished but some students failed
 EXIT_CONFIG = 2  # configuration or usage error
 EXIT_DATABASE = 3  # database unreachable, bad credentials, missing table, connection lost
+EXIT_ABORTED = 4  # stopped early by its deadline or SIGTERM/SIGINT, after committing its batch
 
 
 class HeartbeatError(Exception):

@@ -5,22 +5,36 @@ Per batch of ``batch_size`` students: four state queries, two multi-row INSERTs
 multi-row statements) and one COMMIT. A batch is written whole or not at all. The run
 row in ``heartbeat_log`` is written first (status ``running``) and completed at the end,
 also when the run fails part-way, so a failed run is visible to monitoring.
+
+Several web servers of one Moodle site may all run the cron entry: the database
+decides which one runs a schedule slot. A named lock (``GET_LOCK``, as Moodle's own cron
+uses) keeps two runs from overlapping, and the run row's unique ``slot_start`` keeps a
+second server from running the same slot again after the first finished (and still
+holds on MariaDB Galera, which refuses ``GET_LOCK``). The losers exit 0, ``skipped``.
+
+A deadline (``max_run_minutes``) and SIGTERM/SIGINT stop the run between batches: the
+batch in hand is committed, the run is recorded ``aborted`` and the job exits 4.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import signal
 import socket
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
+from types import FrameType
 from typing import Any, Callable, Optional
+
+import pymysql
 
 from heartbeat import db, events, rules, schema, students
 from heartbeat.config import Config
-from heartbeat.errors import EXIT_DATABASE, EXIT_OK, EXIT_PARTIAL, DatabaseError
+from heartbeat.errors import EXIT_ABORTED, EXIT_DATABASE, EXIT_OK, EXIT_PARTIAL, DatabaseError
 from heartbeat.lock import HostLock
 
 PRIORITY = 2
@@ -32,7 +46,7 @@ class RunSummary:
     """What ``run --json`` prints and what decides the exit code."""
 
     run_id: str
-    status: str  # success | partial | failed | skipped | dry_run
+    status: str  # success | partial | failed | aborted | skipped | dry_run
     students_found: int = 0
     students_processed: int = 0
     errors: int = 0
@@ -42,6 +56,8 @@ class RunSummary:
     def exit_code(self) -> int:
         if self.status == "failed":
             return EXIT_DATABASE
+        if self.status == "aborted":
+            return EXIT_ABORTED
         return EXIT_PARTIAL if self.errors else EXIT_OK
 
     def as_dict(self) -> dict[str, Any]:
@@ -50,10 +66,12 @@ class RunSummary:
 
 @dataclass
 class Output:
-    """Where the run reports: ``say`` always, ``detail`` only with --verbose."""
+    """Where the run reports: ``say`` always, ``detail`` only with --verbose, and
+    ``started`` (with the run id) once this server has claimed the slot."""
 
     say: Say
     detail: Optional[Say] = None
+    started: Optional[Say] = None
 
 
 def utc_now() -> dt.datetime:
@@ -191,15 +209,73 @@ def _write_batch(conn: Any, tables: db.Tables, rows: BatchRows) -> None:
     conn.commit()
 
 
-def _start_record(conn: Any, tables: db.Tables, run_id: str, run_start: dt.datetime) -> None:
+def slot_start(moment: dt.datetime, interval_minutes: int) -> dt.datetime:
+    """The start of the schedule slot ``moment`` falls in (UTC, naive)."""
+    length = interval_minutes * 60
+    epoch = int(moment.timestamp()) // length * length
+    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).replace(tzinfo=None)
+
+
+def lock_name(config: Config) -> str:
+    """The ``GET_LOCK`` name: one per Moodle database and prefix (at most 64 characters)."""
+    return f"alt42_heartbeat:{config.database.name}:{config.database.prefix}"[:64]
+
+
+def _named_lock(conn: Any, name: str) -> Optional[bool]:
+    """True if taken, False if another server holds it, None where unavailable (Galera)."""
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT GET_LOCK(%s, 0)", (name,))
+            row = cur.fetchone()
+    except pymysql.err.OperationalError:
+        raise
+    except pymysql.err.MySQLError:
+        conn.rollback()
+        return None  # e.g. Galera: ER_NOT_SUPPORTED; the slot row still guards
+    return None if row is None or row[0] is None else bool(row[0])
+
+
+def _claim_slot(
+    conn: Any,
+    tables: db.Tables,
+    run_id: str,
+    run_start: dt.datetime,
+    slot: Optional[dt.datetime],
+) -> Optional[str]:
+    """Write the run row (status running); None if claimed, else who has the slot."""
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                f"INSERT INTO {tables.heartbeat_log} (execution_time, students_processed,"
+                " errors, duration_ms, created_at, run_id, host, status, slot_start)"
+                " VALUES (%s, 0, 0, 0, %s, %s, %s, 'running', %s)",
+                (_naive(run_start), _naive(run_start), run_id, socket.gethostname()[:255], slot),
+            )
+        conn.commit()
+    except pymysql.err.IntegrityError:
+        conn.rollback()
+        with conn.cursor() as cur:
+            cur.execute(
+                f"SELECT host, status FROM {tables.heartbeat_log} WHERE slot_start = %s", (slot,)
+            )
+            row = cur.fetchone()
+        conn.commit()
+        return f"host {row[0]} ({row[1]})" if row else "another run"
+    return None
+
+
+def _close_stale_runs(conn: Any, tables: db.Tables, older_than: dt.datetime) -> int:
+    """Mark runs still 'running' long after any deadline as failed: their process died."""
     with conn.cursor() as cur:
-        cur.execute(
-            f"INSERT INTO {tables.heartbeat_log} (execution_time, students_processed, errors,"
-            " duration_ms, created_at, run_id, host, status)"
-            " VALUES (%s, 0, 0, 0, %s, %s, %s, 'running')",
-            (_naive(run_start), _naive(run_start), run_id, socket.gethostname()[:255]),
+        count = int(
+            cur.execute(
+                f"UPDATE {tables.heartbeat_log} SET status = 'failed'"
+                " WHERE status = 'running' AND created_at < %s",
+                (_naive(older_than),),
+            )
         )
     conn.commit()
+    return count
 
 
 def _finish_record(conn: Any, tables: db.Tables, summary: RunSummary) -> None:
@@ -224,33 +300,62 @@ def _finish_record(conn: Any, tables: db.Tables, summary: RunSummary) -> None:
 # ----------------------------------------------------------------- the run
 
 
-def execute(config: Config, out: Output, dry_run: bool = False) -> RunSummary:
-    """Run the heartbeat once; raises ``ConfigError``/``DatabaseError`` on fatal errors."""
+class _StopFlag:
+    """Set by SIGTERM/SIGINT; the run checks it between batches."""
+
+    def __init__(self) -> None:
+        self.signal_name: Optional[str] = None
+
+    def __call__(self, signum: int, _frame: Optional[FrameType]) -> None:
+        self.signal_name = signal.Signals(signum).name
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[_StopFlag]:
+    """Catch SIGTERM and SIGINT for the duration of the run, then restore the handlers."""
+    flag = _StopFlag()
+    previous = {sig: signal.signal(sig, flag) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield flag
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def execute(config: Config, out: Output, dry_run: bool = False, force: bool = False) -> RunSummary:
+    """Run the heartbeat once; raises ``ConfigError``/``DatabaseError`` on fatal errors.
+
+    ``force`` runs even if the current slot was already run (a manual re-run).
+    """
     book = rules.load_rule_book(config.heartbeat.rules)
     run_id = str(uuid.uuid4())
     if dry_run:
-        return _execute(config, book, out, run_id, dry_run=True)
+        return _execute(config, book, out, run_id, dry_run=True, force=force)
     lock = HostLock(config.heartbeat.lock_file)
     if not lock.acquire():
         out.say(f"Skipped: another heartbeat run holds the lock {config.heartbeat.lock_file}")
         return RunSummary(run_id=run_id, status="skipped")
     try:
-        return _execute(config, book, out, run_id, dry_run=False)
+        return _execute(config, book, out, run_id, dry_run=False, force=force)
     finally:
         lock.release()
 
 
 def _execute(
-    config: Config, book: rules.RuleBook, out: Output, run_id: str, dry_run: bool
+    config: Config,
+    book: rules.RuleBook,
+    out: Output,
+    run_id: str,
+    dry_run: bool,
+    force: bool,
 ) -> RunSummary:
     settings = config.heartbeat
     tables = db.Tables(config.database.prefix)
     started = time.monotonic()
+    deadline = started + settings.max_run_minutes * 60
     run_start = utc_now()
-    suffix = " (dry run: nothing will be written)" if dry_run else ""
-    out.say(f"Starting heartbeat run {run_id}{suffix}")
     summary = RunSummary(run_id=run_id, status="dry_run" if dry_run else "running")
-    conn = db.connect(config.database)
+    conn = db.connect(config.database, statement_timeout=settings.query_timeout_seconds)
     recorded = False
     try:
         with db.errors_as("checking the schema"):
@@ -260,16 +365,80 @@ def _execute(
             raise DatabaseError("schema: " + "; ".join(problems))
         profile_columns = found[tables.bare(tables.profiles)]
         if not dry_run:
-            with db.errors_as("recording the run start"):
-                _start_record(conn, tables, run_id, run_start)
+            with db.errors_as("claiming the run"):
+                holder = _claim(conn, config, tables, run_id, run_start, force)
+            if holder:
+                out.say(f"Skipped: this slot is taken by {holder}")
+                summary.status = "skipped"
+                return summary
             recorded = True
+            if out.started:
+                out.started(run_id)
+        suffix = " (dry run: nothing will be written)" if dry_run else ""
+        out.say(f"Starting heartbeat run {run_id}{suffix}")
         with db.errors_as("reading active students"):
             ids = students.active_student_ids(
                 conn, tables, run_start, settings.window_hours, settings.open_session_hours
             )
         summary.students_found = len(ids)
         out.say(f"Found {len(ids)} active students")
+        _process_all(
+            conn,
+            config,
+            tables,
+            book,
+            ids,
+            run_start,
+            summary,
+            out,
+            dry_run,
+            deadline,
+            profile_columns,
+        )
+        summary.duration_ms = round((time.monotonic() - started) * 1000, 2)
+        if not dry_run:
+            if summary.status == "running":
+                summary.status = "partial" if summary.errors else "success"
+            with db.errors_as("recording the run result"):
+                _finish_record(conn, tables, summary)
+    except DatabaseError:
+        summary.status = "failed"
+        summary.duration_ms = round((time.monotonic() - started) * 1000, 2)
+        if recorded:
+            _record_failure(config, tables, summary, out)
+        raise
+    finally:
+        db.close_quietly(conn)  # also releases the GET_LOCK
+    verb = "Aborted" if summary.status == "aborted" else "Completed"
+    out.say(
+        f"{verb}: {summary.students_processed} processed, {summary.errors} errors,"
+        f" {summary.duration_ms:.0f} ms"
+    )
+    return summary
+
+
+def _process_all(
+    conn: Any,
+    config: Config,
+    tables: db.Tables,
+    book: rules.RuleBook,
+    ids: Sequence[str],
+    run_start: dt.datetime,
+    summary: RunSummary,
+    out: Output,
+    dry_run: bool,
+    deadline: float,
+    profile_columns: set[str],
+) -> None:
+    """Every batch: read state, evaluate, write and commit; stop early when told to."""
+    settings = config.heartbeat
+    with _stop_on_signals() as stop:
         for offset in range(0, len(ids), settings.batch_size):
+            reason = _stop_reason(stop, deadline, settings.max_run_minutes)
+            if reason:
+                summary.status = "aborted"
+                out.say(f"Stopping early ({reason}) after {offset} of {len(ids)} students")
+                return
             batch = ids[offset : offset + settings.batch_size]
             with db.errors_as("reading student state"):
                 states = students.load_states(
@@ -280,31 +449,45 @@ def _execute(
                     profiles_have_id="id" in profile_columns,
                 )
             rows = process_batch(
-                batch, states, book, run_start, settings.interval_minutes, run_id, out.detail
+                batch,
+                states,
+                book,
+                run_start,
+                settings.interval_minutes,
+                summary.run_id,
+                out.detail,
             )
             if not dry_run:
                 with db.errors_as("writing results"):
                     _write_batch(conn, tables, rows)
             summary.students_processed += rows.processed
             summary.errors += rows.failed
-        summary.duration_ms = round((time.monotonic() - started) * 1000, 2)
-        if not dry_run:
-            summary.status = "partial" if summary.errors else "success"
-            with db.errors_as("recording the run result"):
-                _finish_record(conn, tables, summary)
-    except DatabaseError:
-        summary.status = "failed"
-        summary.duration_ms = round((time.monotonic() - started) * 1000, 2)
-        if recorded:
-            _record_failure(config, tables, summary, out)
-        raise
-    finally:
-        db.close_quietly(conn)
-    out.say(
-        f"Completed: {summary.students_processed} processed, {summary.errors} errors,"
-        f" {summary.duration_ms:.0f} ms"
-    )
-    return summary
+
+
+def _claim(
+    conn: Any,
+    config: Config,
+    tables: db.Tables,
+    run_id: str,
+    run_start: dt.datetime,
+    force: bool,
+) -> Optional[str]:
+    """Take the site-wide lock and the slot; None when this server runs, else who does."""
+    if _named_lock(conn, lock_name(config)) is False:
+        return "a run on another server (database lock held)"
+    settings = config.heartbeat
+    stale = run_start - dt.timedelta(minutes=settings.max_run_minutes, hours=1)
+    _close_stale_runs(conn, tables, stale)
+    slot = None if force else slot_start(run_start, settings.interval_minutes)
+    return _claim_slot(conn, tables, run_id, run_start, slot)
+
+
+def _stop_reason(stop: _StopFlag, deadline: float, max_minutes: int) -> Optional[str]:
+    if stop.signal_name:
+        return f"{stop.signal_name} received"
+    if time.monotonic() > deadline:
+        return f"deadline of {max_minutes} min reached"
+    return None
 
 
 def _record_failure(config: Config, tables: db.Tables, summary: RunSummary, out: Output) -> None:

@@ -48,8 +48,10 @@ CREATE: dict[str, str] = {
             status VARCHAR(16) NULL DEFAULT NULL,
             finished_at TIMESTAMP NULL DEFAULT NULL,
             exit_code TINYINT UNSIGNED NULL DEFAULT NULL,
+            slot_start DATETIME NULL DEFAULT NULL,
             KEY idx_created_at (created_at),
-            UNIQUE KEY uq_run_id (run_id)
+            UNIQUE KEY uq_run_id (run_id),
+            UNIQUE KEY uq_slot (slot_start)
         ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
     "evaluation_log": """
         CREATE TABLE IF NOT EXISTS {table} (
@@ -93,13 +95,19 @@ EXTRA_COLUMNS: dict[str, dict[str, str]] = {
         "status": "VARCHAR(16) NULL DEFAULT NULL",
         "finished_at": "TIMESTAMP NULL DEFAULT NULL",
         "exit_code": "TINYINT UNSIGNED NULL DEFAULT NULL",
+        # the schedule slot a run claimed: unique, so one run per slot across servers
+        "slot_start": "DATETIME NULL DEFAULT NULL",
     },
     "evaluation_log": {},
     "event_log": {"run_id": "CHAR(36) NULL DEFAULT NULL"},
 }
 
 EXTRA_INDEXES: dict[str, dict[str, str]] = {
-    "heartbeat_log": {"idx_created_at": "(created_at)", "uq_run_id": "(run_id)"},
+    "heartbeat_log": {
+        "idx_created_at": "(created_at)",
+        "uq_run_id": "(run_id)",
+        "uq_slot": "(slot_start)",
+    },
     "evaluation_log": {"idx_evaluated_at": "(evaluated_at)", "idx_event": "(event_id)"},
     "event_log": {"idx_created_at": "(created_at)", "idx_run": "(run_id)"},
 }
