@@ -12,14 +12,26 @@ import argparse
 import datetime as dt
 import json
 import sys
+import time
 import traceback
 from collections.abc import Sequence
 from typing import Any, Callable, NoReturn, Optional, TextIO
 
-from heartbeat import __version__, db, report, retention, rules, schema, status, students
-from heartbeat.config import Config, load_config
+from heartbeat import (
+    __version__,
+    db,
+    metrics,
+    ping,
+    report,
+    retention,
+    rules,
+    schema,
+    status,
+    students,
+)
+from heartbeat.config import Config, MonitoringConfig, load_config
 from heartbeat.errors import EXIT_CONFIG, EXIT_OK, DatabaseError, HeartbeatError
-from heartbeat.run import Output, execute
+from heartbeat.run import Output, RunSummary, execute
 
 
 def stamp(message: str) -> str:
@@ -122,12 +134,72 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 def cmd_run(config: Config, args: argparse.Namespace) -> int:
     quiet = bool(args.json)
     say = (lambda _message: None) if quiet else _printer(sys.stdout)
-    out = Output(say=say, detail=say if args.verbose and not quiet else None)
-    summary = execute(config, out, dry_run=args.dry_run, force=args.force)
+    warn = _printer(sys.stderr)
+    monitoring = config.monitoring
+    run_ids: list[str] = []
+
+    def started(run_id: str) -> None:
+        run_ids.append(run_id)
+        _ping(monitoring, "start", run_id, warn)
+
+    out = Output(say=say, detail=say if args.verbose and not quiet else None, started=started)
+    try:
+        summary = execute(config, out, dry_run=args.dry_run, force=args.force)
+    except DatabaseError as exc:
+        # The database failed: tell the monitor and the metrics, then report as usual.
+        if not args.dry_run:
+            _ping(monitoring, str(exc.exit_code), run_ids[0] if run_ids else "", warn, str(exc))
+            _write_metrics(monitoring, RunSummary(run_id="", status="failed"), warn)
+        raise
     if args.json:
         data = {key: value for key, value in summary.as_dict().items() if key != "students_found"}
         print(json.dumps(data), flush=True)
+    if summary.status not in ("skipped", "dry_run"):  # only the server that ran reports
+        event = "success" if summary.exit_code == EXIT_OK else str(summary.exit_code)
+        _ping(monitoring, event, summary.run_id, warn)
+        _write_metrics(monitoring, summary, warn)
     return summary.exit_code
+
+
+def _ping(
+    monitoring: MonitoringConfig,
+    event: str,
+    run_id: str,
+    warn: Callable[[str], None],
+    body: str = "",
+) -> None:
+    ping.send(
+        monitoring.ping_url,
+        event,
+        run_id,
+        warn,
+        timeout=monitoring.ping_timeout_seconds,
+        retries=monitoring.ping_retries,
+        body=body,
+    )
+
+
+def _write_metrics(
+    monitoring: MonitoringConfig, summary: RunSummary, warn: Callable[[str], None]
+) -> None:
+    """The node_exporter textfile; a failure to write it is reported, never fatal."""
+    if not monitoring.metrics_file:
+        return
+    now = time.time()
+    succeeded = summary.status in ("success", "partial")
+    last_success = now if succeeded else metrics.previous_success(monitoring.metrics_file)
+    content = metrics.render(
+        summary.status,
+        now,
+        summary.duration_ms,
+        summary.students_processed,
+        summary.errors,
+        last_success,
+    )
+    try:
+        metrics.write_atomically(monitoring.metrics_file, content)
+    except OSError as exc:
+        warn(f"ERROR: cannot write metrics file {monitoring.metrics_file}: {exc.strerror or exc}")
 
 
 def cmd_migrate(config: Config, args: argparse.Namespace) -> int:

@@ -6,14 +6,16 @@ it) and runs on its own data dir, socket and port; nothing touches a system serv
 
 from __future__ import annotations
 
+import http.server
 import os
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
 import pytest
 
@@ -153,3 +155,35 @@ def demo_site(mariadb: MariaDBServer, tmp_path: Path) -> Iterator[Site]:
     yield created
     with mariadb.connect() as conn, conn.cursor() as cur:
         cur.execute(f"DROP DATABASE IF EXISTS `{created.name}`")
+
+
+class Monitor(http.server.BaseHTTPRequestHandler):
+    """A fake dead-man's-switch service on loopback: records the paths it is pinged on."""
+
+    hits: ClassVar[list[str]] = []
+    fail_first: ClassVar[int] = 0
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        type(self).hits.append(self.path)
+        if type(self).fail_first > 0:
+            type(self).fail_first -= 1
+            self.send_response(500)
+        else:
+            self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *_args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def monitor() -> Iterator[str]:
+    Monitor.hits = []
+    Monitor.fail_first = 0
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Monitor)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/ping/abc-123"
+    server.shutdown()

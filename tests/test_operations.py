@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-import http.server
-import threading
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar, Optional
+from typing import Optional
 
 import pytest
 
 from heartbeat import metrics, ping
 from heartbeat.status import CRITICAL, OK, UNKNOWN, WARNING, RunRow, assess
-from tests.conftest import Site, run_cli
+from tests.conftest import Monitor, Site, run_cli
 
 NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.timezone.utc)
 
@@ -119,47 +116,17 @@ def test_metrics_textfile_is_replaced_atomically(tmp_path: Path) -> None:
     assert metrics.previous_success(str(tmp_path / "none.prom")) is None
 
 
-class _Monitor(http.server.BaseHTTPRequestHandler):
-    hits: ClassVar[list[str]] = []
-    fail_first: ClassVar[int] = 0
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        self.rfile.read(length)
-        type(self).hits.append(self.path)
-        if type(self).fail_first > 0:
-            type(self).fail_first -= 1
-            self.send_response(500)
-        else:
-            self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *_args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def monitor() -> Iterator[str]:
-    _Monitor.hits = []
-    _Monitor.fail_first = 0
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Monitor)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/ping/abc-123"
-    server.shutdown()
-
-
 def test_ping_urls_and_retries(monitor: str) -> None:
     said: list[str] = []
     assert ping.send(monitor, "start", "run-1", said.append, timeout=2, retries=0)
     assert ping.send(monitor, "success", "run-1", said.append, timeout=2, retries=0)
     assert ping.send(monitor, "3", "run-2", said.append, timeout=2, retries=0)
-    assert _Monitor.hits == [
+    assert Monitor.hits == [
         "/ping/abc-123/start?rid=run-1",
         "/ping/abc-123?rid=run-1",
         "/ping/abc-123/3?rid=run-2",
     ]
-    _Monitor.fail_first = 1
+    Monitor.fail_first = 1
     assert ping.send(monitor, "fail", "run-3", said.append, timeout=2, retries=1)
     assert said == []
     assert ping.send(None, "start", "run-4", said.append) is False
