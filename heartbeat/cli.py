@@ -3,7 +3,8 @@
 This is the only module that prints. Normal output is ``[YYYY-MM-DD HH:MM:SS] message``
 lines (UTC) on stdout, which cron appends to the log; each error is one line on stderr
 (a traceback only with ``--verbose``). Exit codes: 0 success or skipped, 1 some
-students failed, 2 configuration or usage error, 3 database error.
+students failed, 2 configuration or usage error, 3 database error, 4 aborted (deadline
+or signal). ``status`` follows the monitoring-plugin convention instead (0-3).
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="alt42-heartbeat",
         description="The ALT42 student heartbeat job for Moodle.",
         epilog="Exit codes: 0 ok or skipped, 1 some students failed, 2 configuration or"
-        " usage error, 3 database error.",
+        " usage error, 3 database error, 4 aborted by its deadline or a signal.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
