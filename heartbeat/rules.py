@@ -88,17 +88,15 @@ def _number(value: Any) -> Optional[float]:
     """A float for numbers and numeric strings; None for anything else (bools included)."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, (int, float)):
-        return float(value)
     if isinstance(value, str):
         try:
             number = float(value)
         except ValueError:
             return None
         return number if math.isfinite(number) else None
-    try:  # decimal.Decimal and other numeric types
+    try:  # int, float, decimal.Decimal; an int beyond float's range is no usable number
         return float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
 
 
@@ -206,7 +204,7 @@ class _Loader:
                 raise self.fail(where, "matches needs a regular expression string")
             try:
                 pattern = re.compile(value)
-            except re.error as exc:
+            except (re.error, OverflowError, RecursionError) as exc:  # e.g. a{9999999999}
                 raise self.fail(where, f"invalid regular expression {value!r}: {exc}") from None
             return lambda state: (
                 (left := state.get(field)) is not None and pattern.search(str(left)) is not None
