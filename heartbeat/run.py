@@ -1,10 +1,11 @@
 """One heartbeat run: lock, read active students in batches, evaluate, write in bulk.
 
-Per batch of ``batch_size`` students: four state queries, two multi-row INSERTs
-(``executemany`` with a plain placeholder VALUES list, which PyMySQL rewrites into
-multi-row statements) and one COMMIT. A batch is written whole or not at all. The run
-row in ``heartbeat_log`` is written first (status ``running``) and completed at the end,
-also when the run fails part-way, so a failed run is visible to monitoring.
+Per batch of ``batch_size`` students: four state queries, then multi-row INSERTs of
+at most 1 MB each (about six for 1,000 students) and one COMMIT on a second connection,
+in a writer thread, so that the server takes batch k while batch k+1 is read and
+evaluated. A batch is written whole or not at all. The run row in ``heartbeat_log`` is
+written first (status ``running``) and completed at the end, also when the run fails
+part-way, so a failed run is visible to monitoring.
 
 Several web servers of one Moodle site may all run the cron entry: the database
 decides which one runs a schedule slot. A named lock (``GET_LOCK``, as Moodle's own cron
@@ -26,6 +27,7 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from types import FrameType
 from typing import Any, Callable, Optional
@@ -91,30 +93,91 @@ def _json(value: Any) -> str:
 
 @dataclass
 class BatchRows:
-    """The rows one batch writes, and its counts."""
+    """The rows one batch writes, as SQL row literals ``(...)``, and its counts."""
 
-    evaluations: list[tuple[Any, ...]]
-    events: list[tuple[Any, ...]]
+    evaluations: list[str]
+    events: list[str]
     processed: int = 0
     failed: int = 0
+
+
+class RowEncoder:
+    """Turns evaluation results into the row literals of the two log tables.
+
+    What repeats is encoded once per run. An ``evaluation_result`` document differs
+    between students only in the rules evaluated and matched and in ``duration_ms``,
+    its last key: its JSON text up to ``"duration_ms":`` is encoded and escaped once
+    per (scenario, rules evaluated, rules matched) and the duration appended as
+    ``json.dumps`` writes a float. Routing documents, scenario ids, modes and the event
+    type are encoded once too. The text stored is exactly ``json.dumps`` of each
+    document; ``escape`` is ``db.string_escaper`` of the connection that writes.
+    """
+
+    _TAIL = '"duration_ms":0.0}'
+
+    def __init__(self, book: rules.RuleBook, run_id: str, escape: Callable[[str], str]) -> None:
+        self.escape = escape
+        self.run_literal = f"'{escape(run_id)}'"
+        self.topic_literal = f"'{escape(events.EVENT_TOPIC)}'"
+        self.scenario_count = len(book.scenarios)
+        # (scenario, "'S0',", ",<rules_count>,'<mode>',", escaped '"S0":')
+        self.scenarios = [
+            (
+                scenario,
+                f"'{escape(scenario.scenario_id)}',",
+                f",{len(scenario.rules)},'{escape(scenario.mode)}',",
+                escape(_json(scenario.scenario_id) + ":"),
+            )
+            for scenario in book.scenarios
+        ]
+        self._heads: dict[tuple[str, int, tuple[str, ...]], Optional[str]] = {}
+        self._routes: dict[str, str] = {}
+
+    def result(self, scenario_id: str, result: dict[str, Any]) -> str:
+        """The escaped JSON text of one ``evaluation_result`` document."""
+        key = (
+            scenario_id,
+            result["rules_evaluated"],
+            tuple([match["rule_id"] for match in result["matched_rules"]]),
+        )
+        head = self._heads.get(key, "")
+        if head == "":
+            text = _json({**result, "duration_ms": 0.0})
+            # Only when duration_ms is the last key (it is, see rules.evaluate).
+            head = self.escape(text[: -len("0.0}")]) if text.endswith(self._TAIL) else None
+            self._heads[key] = head
+        if head is None:
+            return self.escape(_json(result))
+        return f"{head}{result['duration_ms']!r}}}"
+
+    def routing(self, routing: dict[str, Any]) -> str:
+        """The escaped JSON text of a routing document (a handful per run)."""
+        key = _json(routing)
+        text = self._routes.get(key)
+        if text is None:
+            text = self._routes[key] = self.escape(key)
+        return text
 
 
 def process_batch(
     student_ids: Sequence[str],
     states: dict[str, dict[str, Any]],
     book: rules.RuleBook,
+    encoder: RowEncoder,
     run_start: dt.datetime,
     interval_minutes: int,
-    run_id: str,
     detail: Optional[Say] = None,
 ) -> BatchRows:
     """Evaluate every student of a batch; one student's failure never stops the others."""
     now = utc_now()
-    stamp = _naive(now)
+    stamp = db.datetime_literal(_naive(now))
+    escape = encoder.escape
+    run_literal, topic = encoder.run_literal, encoder.topic_literal
     rows = BatchRows([], [])
     for student_id in student_ids:
         state = states.get(student_id, {"student_id": student_id})
         event = events.build_event(student_id, state, run_start, interval_minutes)
+        event_id = escape(event["event_id"])
         try:
             events.validate_event(event)
             results = [rules.evaluate(scenario, state) for scenario in book.scenarios]
@@ -125,56 +188,26 @@ def process_batch(
             rows.failed += 1
             message = f"{type(exc).__name__}: {exc}"
             rows.events.append(
-                (
-                    event["event_id"],
-                    events.EVENT_TOPIC,
-                    student_id[: events.MAX_STUDENT_ID],
-                    0,
-                    _json({"error": message}),
-                    None,
-                    PRIORITY,
-                    "failed",
-                    stamp,
-                    stamp,
-                    run_id,
-                )
+                f"('{event_id}',{topic},'{escape(student_id[: events.MAX_STUDENT_ID])}',0,"
+                f"'{escape(_json({'error': message}))}',NULL,{PRIORITY},'failed',"
+                f"{stamp},{stamp},{run_literal})"
             )
             if detail:
                 detail(f"student {student_id}: FAILED: {message}")
             continue
-        encoded = [_json(result) for result in results]
-        for scenario, result_json in zip(book.scenarios, encoded):
+        sid = escape(student_id)
+        documents = []
+        for (scenario, scenario_literal, middle, key), result in zip(encoder.scenarios, results):
+            document = encoder.result(scenario.scenario_id, result)
             rows.evaluations.append(
-                (
-                    event["event_id"],
-                    scenario.scenario_id,
-                    student_id,
-                    len(scenario.rules),
-                    scenario.mode,
-                    result_json,
-                    stamp,
-                )
+                f"('{event_id}',{scenario_literal}'{sid}'{middle}'{document}',{stamp})"
             )
+            documents.append(key + document)
         # scenario id -> result, assembled from the already encoded results.
-        scenario_results = (
-            "{"
-            + ",".join(f"{_json(s.scenario_id)}:{r}" for s, r in zip(book.scenarios, encoded))
-            + "}"
-        )
         rows.events.append(
-            (
-                event["event_id"],
-                events.EVENT_TOPIC,
-                student_id,
-                len(book.scenarios),
-                scenario_results,
-                _json(routing),
-                PRIORITY,
-                "completed",
-                stamp,
-                stamp,
-                run_id,
-            )
+            f"('{event_id}',{topic},'{sid}',{encoder.scenario_count},"
+            f"'{{{','.join(documents)}}}','{encoder.routing(routing)}',{PRIORITY},"
+            f"'completed',{stamp},{stamp},{run_literal})"
         )
         rows.processed += 1
         if detail:
@@ -190,23 +223,69 @@ def process_batch(
 
 
 def _write_batch(conn: Any, tables: db.Tables, rows: BatchRows) -> None:
+    """One transaction: multi-row INSERTs of at most ``db.MAX_STATEMENT_BYTES``."""
     with conn.cursor() as cur:
         if rows.evaluations:
-            cur.executemany(
+            for statement in db.insert_statements(
                 f"INSERT INTO {tables.evaluation_log} (event_id, scenario_id, student_id,"
-                " rules_count, evaluation_mode, evaluation_result, evaluated_at)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                " rules_count, evaluation_mode, evaluation_result, evaluated_at) VALUES ",
                 rows.evaluations,
-            )
+            ):
+                cur.execute(statement)
         if rows.events:
-            cur.executemany(
+            for statement in db.insert_statements(
                 f"INSERT INTO {tables.event_log} (event_id, event_type, student_id,"
                 " scenarios_evaluated, scenario_results, routing_result, priority, status,"
-                " processed_at, created_at, run_id)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                " processed_at, created_at, run_id) VALUES ",
                 rows.events,
-            )
+            ):
+                cur.execute(statement)
     conn.commit()
+
+
+class _Writer:
+    """Writes batches on a connection of its own, in a thread, one batch in flight.
+
+    While the server takes batch k, the run reads and evaluates batch k+1: the
+    database and Python work at the same time instead of in turns. Each batch is still
+    one transaction; a batch counts as processed once committed; the first write error
+    is raised (as ``DatabaseError``) by the next ``submit``, ``wait`` or ``close``.
+    """
+
+    def __init__(self, config: Config, tables: db.Tables) -> None:
+        self.tables = tables
+        self.conn = db.connect(
+            config.database, statement_timeout=config.heartbeat.query_timeout_seconds
+        )
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="heartbeat-writer")
+        self.pending: Optional[tuple[Future[None], BatchRows]] = None
+
+    def _write(self, rows: BatchRows) -> None:
+        with db.errors_as("writing results"):
+            _write_batch(self.conn, self.tables, rows)
+
+    def submit(self, rows: BatchRows, summary: RunSummary) -> None:
+        self.wait(summary)
+        self.pending = (self.pool.submit(self._write, rows), rows)
+
+    def wait(self, summary: RunSummary) -> None:
+        """Wait for the batch in flight; count it once it is committed."""
+        if self.pending is None:
+            return
+        future, rows = self.pending
+        self.pending = None
+        future.result()
+        summary.students_processed += rows.processed
+        summary.errors += rows.failed
+
+    def close(self) -> None:
+        """Let a write in flight end (its error, if any, is already being raised)."""
+        if self.pending is not None:
+            with contextlib.suppress(Exception):
+                self.pending[0].result()
+            self.pending = None
+        self.pool.shutdown(wait=True)
+        db.close_quietly(self.conn)
 
 
 def slot_start(moment: dt.datetime, interval_minutes: int) -> dt.datetime:
@@ -430,38 +509,46 @@ def _process_all(
     deadline: float,
     profile_columns: set[str],
 ) -> None:
-    """Every batch: read state, evaluate, write and commit; stop early when told to."""
+    """Every batch: read state, evaluate, write and commit; stop early when told to.
+
+    Reading and evaluating happen here, on ``conn``; writing happens on the writer's
+    own connection, overlapping the next batch (see ``_Writer``).
+    """
     settings = config.heartbeat
-    with _stop_on_signals() as stop:
-        for offset in range(0, len(ids), settings.batch_size):
-            reason = _stop_reason(stop, deadline, settings.max_run_minutes)
-            if reason:
-                summary.status = "aborted"
-                out.say(f"Stopping early ({reason}) after {offset} of {len(ids)} students")
-                return
-            batch = ids[offset : offset + settings.batch_size]
-            with db.errors_as("reading student state"):
-                states = students.load_states(
-                    conn,
-                    tables,
-                    batch,
-                    has_mbti_type="mbti_type" in profile_columns,
-                    profiles_have_id="id" in profile_columns,
+    writer = None if dry_run else _Writer(config, tables)
+    encoder = RowEncoder(book, summary.run_id, db.string_escaper(writer.conn if writer else conn))
+    try:
+        with _stop_on_signals() as stop:
+            for offset in range(0, len(ids), settings.batch_size):
+                reason = _stop_reason(stop, deadline, settings.max_run_minutes)
+                if reason:
+                    if writer:
+                        writer.wait(summary)  # the batch in hand is committed
+                    summary.status = "aborted"
+                    out.say(f"Stopping early ({reason}) after {offset} of {len(ids)} students")
+                    return
+                batch = ids[offset : offset + settings.batch_size]
+                with db.errors_as("reading student state"):
+                    states = students.load_states(
+                        conn,
+                        tables,
+                        batch,
+                        has_mbti_type="mbti_type" in profile_columns,
+                        profiles_have_id="id" in profile_columns,
+                    )
+                rows = process_batch(
+                    batch, states, book, encoder, run_start, settings.interval_minutes, out.detail
                 )
-            rows = process_batch(
-                batch,
-                states,
-                book,
-                run_start,
-                settings.interval_minutes,
-                summary.run_id,
-                out.detail,
-            )
-            if not dry_run:
-                with db.errors_as("writing results"):
-                    _write_batch(conn, tables, rows)
-            summary.students_processed += rows.processed
-            summary.errors += rows.failed
+                if writer:
+                    writer.submit(rows, summary)
+                else:
+                    summary.students_processed += rows.processed
+                    summary.errors += rows.failed
+            if writer:
+                writer.wait(summary)
+    finally:
+        if writer:
+            writer.close()
 
 
 def _claim(

@@ -1,0 +1,441 @@
+"""The heartbeat benchmark: job vs. floor vs. naive shape, statements and memory.
+
+    .venv/bin/python bench/run.py                       # 1k, 10k, 100k; naive at 1k, 10k
+    .venv/bin/python bench/run.py --sizes 1000,10000    # a quick look
+    .venv/bin/python bench/run.py --million             # adds N = 1,000,000
+
+Starts its own MariaDB (``tests/mariadb_server.py``, the same settings as the tests),
+and for each N: creates the ALT42 schema, runs ``alt42-heartbeat migrate``, loads a
+population of N active students (``bench/population.py``), then measures
+
+1. the job: ``python -m heartbeat --config <ini> run --json`` as a whole process, wall
+   time and peak RSS (``os.wait4`` rusage of the child);
+2. the floor: the same rows (read back out of the job's tables) bulk-inserted into an
+   identically migrated second database (``bench/floor.py``);
+3. the naive shape at the ``--naive-sizes`` (``bench/naive.py``);
+4. SQL statements of the job run, from ``SHOW GLOBAL STATUS`` deltas (the bench owns
+   the server, so the global counters are the job's).
+
+Prints a table and writes ``docs/performance.md`` (``--doc``, ``--no-doc``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench import floor, naive, population, report  # noqa: E402
+from tests.mariadb_server import MariaDBServer  # noqa: E402
+
+BENCH_USER = "alt42bench"
+BENCH_PASSWORD = "bench-only-Pw-7"  # noqa: S105 - a throw-away server of the bench's own
+PREFIX = "mdl_"
+COUNTED = ("Com_select", "Com_insert", "Com_update", "Com_commit", "Com_set_option")
+DEFAULT_BATCH = 1000
+
+
+@dataclass
+class Result:
+    n: int
+    population_s: float = 0.0
+    population_rows: int = 0
+    job_s: float = 0.0
+    job_rss_mb: float = 0.0
+    job_exit: int = 0
+    processed: int = 0
+    statements: dict[str, int] = field(default_factory=dict)
+    floor_insert_s: float = 0.0
+    floor_load_s: float = 0.0
+    floor_rows: int = 0
+    floor_bytes: int = 0
+    naive_s: Optional[float] = None
+    naive_statements: Optional[int] = None
+    coverage: dict[str, int] = field(default_factory=dict)
+    no_rule: int = 0
+    routes: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def floor_s(self) -> float:
+        return min(self.floor_insert_s, self.floor_load_s)
+
+    @property
+    def job_over_floor(self) -> float:
+        return self.job_s / self.floor_s if self.floor_s else math.inf
+
+    @property
+    def naive_over_job(self) -> Optional[float]:
+        return None if self.naive_s is None else self.naive_s / self.job_s
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.tmp = Path(tempfile.mkdtemp(prefix="alt42-bench-"))
+        extra = tuple(shlex.split(args.server_args)) if args.server_args else ()
+        self.server = MariaDBServer(str(self.tmp / "mariadb"), extra_args=extra)
+
+    # ------------------------------------------------------------------ helpers
+    def root(self, database: Optional[str] = None, autocommit: bool = True) -> Any:
+        """A root connection (``local_infile`` on) to ``database``."""
+        conn = self.server.connect(database, local_infile=True)
+        if not autocommit:
+            conn.autocommit(False)
+        return conn
+
+    def status(self) -> dict[str, int]:
+        with self.root() as conn, conn.cursor() as cur:
+            cur.execute(
+                "SHOW GLOBAL STATUS WHERE Variable_name LIKE 'Com\\_%'"
+                " OR Variable_name = 'Questions'"
+            )
+            return {str(name): int(value) for name, value in cur.fetchall()}
+
+    def write_ini(self, database: str) -> Path:
+        lines = [
+            "[database]",
+            f"socket = {self.server.socket}",
+            f"name = {database}",
+            f"user = {BENCH_USER}",
+            f"password = {BENCH_PASSWORD}",
+            f"prefix = {PREFIX}",
+            "[heartbeat]",
+            f"lock_file = {self.tmp / 'heartbeat.lock'}",
+        ]
+        if self.args.batch_size:
+            lines.append(f"batch_size = {self.args.batch_size}")
+        path = self.tmp / f"{database}.ini"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        path.chmod(0o600)
+        return path
+
+    def cli(
+        self, ini: Path, *args: str, wrapper: tuple[str, ...] = ()
+    ) -> tuple[int, float, float, str, str]:
+        """Run the CLI as a process: (exit code, wall s, peak RSS MB, stdout, stderr)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("ALT42_", "PYTHON"))}
+        env["PYTHONPATH"] = str(ROOT)
+        out_path, err_path = self.tmp / "cli.out", self.tmp / "cli.err"
+        command = [*wrapper, sys.executable, "-m", "heartbeat", "--config", str(ini), *args]
+        with open(out_path, "wb") as out, open(err_path, "wb") as err:
+            started = time.perf_counter()
+            proc = subprocess.Popen(command, stdout=out, stderr=err, env=env, cwd=self.tmp)
+            _, status, usage = os.wait4(proc.pid, 0)
+            wall = time.perf_counter() - started
+            proc.returncode = os.waitstatus_to_exitcode(status)
+        return (
+            proc.returncode,
+            wall,
+            usage.ru_maxrss / 1024,  # KiB on Linux
+            out_path.read_text(encoding="utf-8", errors="replace"),
+            err_path.read_text(encoding="utf-8", errors="replace"),
+        )
+
+    def fresh_database(self, name: str) -> Path:
+        self.server.create_database(name, prefix=PREFIX)
+        ini = self.write_ini(name)
+        code, _, _, out, err = self.cli(ini, "migrate")
+        if code != 0:
+            raise RuntimeError(f"migrate failed ({code}): {out}{err}")
+        return ini
+
+    def drop(self, name: str) -> None:
+        with self.root() as conn, conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+
+    def truncate_logs(self, name: str) -> None:
+        with self.root(name) as conn, conn.cursor() as cur:
+            for table in floor.COLUMNS:
+                cur.execute(f"TRUNCATE TABLE `{PREFIX}{table}`")
+
+    # ------------------------------------------------------------------ one size
+    def measure(self, n: int) -> Result:
+        """Everything for one N: population, then job and floor in turns, then naive."""
+        result = Result(n)
+        job_db, floor_db = f"alt42_bench_{n}", f"alt42_bench_{n}_floor"
+        job_ini = self.fresh_database(job_db)
+        self.fresh_database(floor_db)
+        with self.root(job_db, autocommit=False) as conn:
+            pop = population.load(conn, n, dt.datetime.now(dt.timezone.utc).replace(tzinfo=None))
+        result.population_s = pop.seconds
+        result.population_rows = sum(pop.rows.values())
+        self.say(f"N={n:,}: population {result.population_rows:,} rows in {pop.seconds:.1f} s")
+        result.floor_insert_s = result.floor_load_s = result.job_s = math.inf
+        rows: dict[str, list[tuple[Any, ...]]] = {}
+        for attempt in range(self.args.repeat):
+            if attempt:
+                self.truncate_logs(job_db)
+            self.measure_job(result, job_ini)
+            if not rows:
+                with self.root(job_db) as conn:
+                    rows = floor.read_rows(conn, PREFIX)
+                self.coverage(result, rows)
+            self.measure_floor(result, floor_db, rows)
+        del rows
+        if n in self.args.naive_sizes:
+            self.truncate_logs(job_db)
+            self.measure_naive(result, job_db)
+        if not self.args.keep:
+            self.drop(job_db)
+            self.drop(floor_db)
+        return result
+
+    def measure_job(self, result: Result, ini: Path) -> None:
+        """One job run as a process; keeps the fastest of the repeats."""
+        wrapper = tuple(shlex.split(self.args.job_wrapper)) if self.args.job_wrapper else ()
+        overhead = self.status_overhead()
+        before = self.status()
+        code, wall, rss, out, err = self.cli(ini, "run", "--json", wrapper=wrapper)
+        after = self.status()
+        if code != 0:
+            raise RuntimeError(f"job failed ({code}): {out}{err}")
+        summary = json.loads([ln for ln in out.splitlines() if ln.startswith("{")][-1])
+        processed = int(summary["students_processed"])
+        if processed != result.n:
+            raise RuntimeError(f"job processed {processed} students, expected {result.n}")
+        self.say(f"N={result.n:,}: job {wall:.2f} s, peak RSS {rss:.1f} MB")
+        result.processed = processed
+        if wall < result.job_s:
+            result.job_s, result.job_rss_mb = wall, rss
+            deltas = {key: after[key] - before[key] - overhead.get(key, 0) for key in after}
+            result.statements = {key: value for key, value in deltas.items() if value > 0}
+
+    def measure_floor(
+        self, result: Result, database: str, rows: dict[str, list[tuple[Any, ...]]]
+    ) -> None:
+        """Both bulk paths into the second database; keeps the fastest of the repeats."""
+        with self.root(database, autocommit=False) as conn:
+            times = floor.measure(conn, rows, PREFIX)
+        result.floor_insert_s = min(result.floor_insert_s, times.insert_s)
+        result.floor_load_s = min(result.floor_load_s, times.load_s)
+        result.floor_rows, result.floor_bytes = times.rows, times.payload_bytes
+        self.say(
+            f"N={result.n:,}: floor {times.rows:,} rows ({times.payload_bytes / 1e6:.0f} MB):"
+            f" INSERT {times.insert_s:.2f} s, LOAD DATA {times.load_s:.2f} s"
+        )
+
+    def measure_naive(self, result: Result, database: str) -> None:
+        before = self.status()
+        with self.server.connect(database) as conn:  # autocommit, like the PHP job
+            started = time.perf_counter()
+            processed = naive.naive_run(conn, PREFIX)
+            result.naive_s = time.perf_counter() - started
+        after = self.status()
+        result.naive_statements = after["Questions"] - before["Questions"]
+        self.say(f"N={result.n:,}: naive {result.naive_s:.2f} s ({processed} students)")
+
+    def status_overhead(self) -> dict[str, int]:
+        """What two back-to-back status reads add to the counters by themselves."""
+        first, second = self.status(), self.status()
+        return {key: second[key] - first[key] for key in second}
+
+    def coverage(self, result: Result, rows: dict[str, list[tuple[Any, ...]]]) -> None:
+        """Which rules matched for how many students, and routes: proves the mix."""
+        for row in rows["alt42_event_processing_log"]:
+            results = json.loads(row[4])
+            matched = [m["rule_id"] for r in results.values() for m in r["matched_rules"]]
+            for rule_id in matched:
+                result.coverage[rule_id] = result.coverage.get(rule_id, 0) + 1
+            if not matched:
+                result.no_rule += 1
+            strategy = json.loads(row[5])["strategy"]
+            result.routes[strategy] = result.routes.get(strategy, 0) + 1
+
+    def say(self, message: str) -> None:
+        print(f"[{dt.datetime.now(dt.timezone.utc):%H:%M:%S}] {message}", flush=True)
+
+    # ------------------------------------------------------------------ all
+    def main(self) -> list[Result]:
+        self.server.start()
+        try:
+            self.server.create_user(
+                BENCH_USER, BENCH_PASSWORD, "GRANT ALL ON `alt42\\_bench%`.* TO {user}"
+            )
+            with self.root() as conn, conn.cursor() as cur:
+                cur.execute("SELECT VERSION()")
+                self.mariadb_version = str(cur.fetchone()[0])
+            self.load_before = os.getloadavg()
+            self.started = dt.datetime.now(dt.timezone.utc)
+            results = [self.measure(n) for n in self.args.sizes]
+            self.load_after = os.getloadavg()
+            self.finished = dt.datetime.now(dt.timezone.utc)
+            return results
+        finally:
+            if not self.args.keep:
+                self.server.destroy()
+            else:
+                self.say(f"kept server: socket {self.server.socket}, configs in {self.tmp}")
+
+
+# ---------------------------------------------------------------------- reporting
+
+
+def _f(value: Optional[float], digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def batches(n: int, batch_size: int) -> int:
+    return math.ceil(n / batch_size)
+
+
+def table(results: list[Result], batch_size: int) -> str:
+    head = (
+        "| N | job s | floor s | job/floor | naive s | naive/job | peak RSS MB |"
+        " statements | batches | statements/batch |"
+    )
+    lines = [head, "|" + "---|" * 10]
+    for r in results:
+        total = r.statements.get("Questions", 0)
+        b = batches(r.n, batch_size)
+        lines.append(
+            f"| {r.n:,} | {r.job_s:.2f} | {r.floor_s:.2f} | {r.job_over_floor:.2f} |"
+            f" {_f(r.naive_s)} | {_f(r.naive_over_job, 1)} | {r.job_rss_mb:.1f} |"
+            f" {total} | {b} | {total / b:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def statements_table(results: list[Result]) -> str:
+    keys = sorted({k for r in results for k in r.statements if k != "Questions"})
+    lines = ["| N | " + " | ".join(keys) + " | all (Questions) |", "|" + "---|" * (len(keys) + 2)]
+    for r in results:
+        cells = " | ".join(str(r.statements.get(k, 0)) for k in keys)
+        lines.append(f"| {r.n:,} | {cells} | {r.statements.get('Questions', 0)} |")
+    return "\n".join(lines)
+
+
+def floor_table(results: list[Result]) -> str:
+    lines = [
+        "| N | rows written | payload MB | multi-row INSERT s | LOAD DATA s"
+        " | population rows | population s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r.n:,} | {r.floor_rows:,} | {r.floor_bytes / 1e6:.0f} | {r.floor_insert_s:.2f} |"
+            f" {r.floor_load_s:.2f} | {r.population_rows:,} | {r.population_s:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def coverage_table(results: list[Result]) -> str:
+    r = results[0]
+    keys = sorted(r.coverage)
+    lines = ["| rule | students | share |", "|---|---|---|"]
+    for key in keys:
+        lines.append(f"| {key} | {r.coverage[key]:,} | {r.coverage[key] / r.n:.1%} |")
+    lines.append(f"| (no rule at all) | {r.no_rule:,} | {r.no_rule / r.n:.1%} |")
+    for strategy, count in sorted(r.routes.items()):
+        lines.append(f"| route {strategy} | {count:,} | {count / r.n:.1%} |")
+    return f"At N = {r.n:,}:\n\n" + "\n".join(lines)
+
+
+def targets(results: list[Result]) -> list[tuple[str, str, bool]]:
+    by_n = {r.n: r for r in results}
+    out: list[tuple[str, str, bool]] = []
+    big = by_n.get(100_000) or results[-1]
+    out.append(
+        (
+            f"job / floor <= 1.5 at N = {big.n:,}",
+            f"{big.job_over_floor:.2f} ({big.job_s:.2f} s / {big.floor_s:.2f} s)",
+            big.job_over_floor <= 1.5,
+        )
+    )
+    ten = by_n.get(10_000)
+    if ten and ten.naive_s is not None:
+        ratio = ten.naive_over_job or 0.0
+        out.append(
+            (
+                "naive / job >= 30 at N = 10,000",
+                f"{ratio:.1f} ({ten.naive_s:.2f} s / {ten.job_s:.2f} s)",
+                ratio >= 30,
+            )
+        )
+    if ten:
+        out.append(
+            (
+                f"peak RSS <= 150 MB and <= 1.5x N = 10,000 at N = {big.n:,}",
+                f"{big.job_rss_mb:.1f} MB vs {ten.job_rss_mb:.1f} MB"
+                f" ({big.job_rss_mb / ten.job_rss_mb:.2f}x)",
+                big.job_rss_mb <= 150 and big.job_rss_mb <= 1.5 * ten.job_rss_mb,
+            )
+        )
+    return out
+
+
+def machine() -> dict[str, str]:
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cores": str(os.cpu_count()),
+        "cpu": model,
+        "memory": f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.1f} GiB",
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+    }
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,10000,100000", help="comma-separated N")
+    parser.add_argument("--million", action="store_true", help="also N = 1,000,000")
+    parser.add_argument("--naive-sizes", default="1000,10000", help="N that also run naive")
+    parser.add_argument(
+        "--batch-size", type=int, default=0, help="job batch_size (default: the job's)"
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="job and floor runs per N (best kept)"
+    )
+    parser.add_argument("--server-args", default="", help="extra mariadbd arguments")
+    parser.add_argument("--job-wrapper", default="", help="command prefix for the job (profilers)")
+    parser.add_argument("--keep", action="store_true", help="keep the server and databases")
+    parser.add_argument("--doc", default=str(ROOT / "docs" / "performance.md"))
+    parser.add_argument("--no-doc", action="store_true")
+    args = parser.parse_args(argv)
+    args.sizes = [int(s) for s in args.sizes.split(",") if s]
+    if args.million and 1_000_000 not in args.sizes:
+        args.sizes.append(1_000_000)
+    args.naive_sizes = {int(s) for s in args.naive_sizes.split(",") if s}
+    bench = Bench(args)
+    results = bench.main()
+    batch_size = args.batch_size or DEFAULT_BATCH
+    print()
+    print(table(results, batch_size))
+    print()
+    print(statements_table(results))
+    print()
+    print(floor_table(results))
+    print()
+    print(coverage_table(results))
+    print()
+    for name, value, met in targets(results):
+        print(f"{'MET ' if met else 'MISSED'} {name}: {value}")
+    if not args.no_doc:
+        report.write(Path(args.doc), bench, results, batch_size)
+        print(f"\nwrote {args.doc}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
