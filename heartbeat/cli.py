@@ -10,8 +10,10 @@ or signal). ``status`` follows the monitoring-plugin convention instead (0-3).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
+import os
 import sys
 import time
 import traceback
@@ -31,7 +33,7 @@ from heartbeat import (
     students,
 )
 from heartbeat.config import Config, MonitoringConfig, load_config
-from heartbeat.errors import EXIT_CONFIG, EXIT_OK, DatabaseError, HeartbeatError
+from heartbeat.errors import EXIT_CONFIG, EXIT_OK, EXIT_PARTIAL, DatabaseError, HeartbeatError
 from heartbeat.run import Output, RunSummary, execute
 
 
@@ -42,9 +44,31 @@ def stamp(message: str) -> str:
 
 def _printer(stream: TextIO) -> Callable[[str], None]:
     def write(message: str) -> None:
-        print(stamp(message), file=stream, flush=True)
+        _emit(stamp(message), stream)
 
     return write
+
+
+#: Writes to stdout/stderr that failed (full disk under the log, closed pipe).
+_LOST_OUTPUT: list[str] = []
+
+
+def _emit(text: str, stream: TextIO) -> None:
+    """Print a line; if the stream cannot take it, note that and carry on.
+
+    A full disk under cron's log must not stop a run half-way (its database row would
+    stay 'running'): the run goes on, ``main`` reports the loss at the end and exits
+    non-zero. The stream is pointed at /dev/null so that its unwritten buffer cannot
+    fail again when Python exits.
+    """
+    try:
+        print(text, file=stream, flush=True)
+    except OSError as exc:
+        _LOST_OUTPUT.append(f"{getattr(stream, 'name', 'output')}: {exc.strerror or exc}")
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, stream.fileno())
+            os.close(devnull)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -118,7 +142,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         config = load_config(args.config)
         handler: Callable[[Config, argparse.Namespace], int] = COMMANDS[args.command]
-        return handler(config, args)
+        code = handler(config, args)
     except HeartbeatError as exc:
         if args.command == "status":  # a monitoring plugin reports its own failure as UNKNOWN
             print(status.unknown(str(exc)))
@@ -126,10 +150,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if verbose:
             traceback.print_exc()
         error(f"ERROR: {exc}")
-        return exc.exit_code
+        code = exc.exit_code
     except KeyboardInterrupt:
         error("ERROR: interrupted")
         return 130
+    if _LOST_OUTPUT:
+        # Best effort (stderr may sit on the same full disk); the exit code tells anyway.
+        error(
+            f"ERROR: output lost, cannot write to {_LOST_OUTPUT[0]}; the command itself"
+            " finished (a run records its result in the database: alt42-heartbeat report)"
+        )
+        return code or EXIT_PARTIAL
+    return code
 
 
 def cmd_run(config: Config, args: argparse.Namespace) -> int:
@@ -154,7 +186,7 @@ def cmd_run(config: Config, args: argparse.Namespace) -> int:
         raise
     if args.json:
         data = {key: value for key, value in summary.as_dict().items() if key != "students_found"}
-        print(json.dumps(data), flush=True)
+        _emit(json.dumps(data), sys.stdout)
     if summary.status not in ("skipped", "dry_run"):  # only the server that ran reports
         event = "success" if summary.exit_code == EXIT_OK else str(summary.exit_code)
         _ping(monitoring, event, summary.run_id, warn)

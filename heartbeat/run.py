@@ -278,12 +278,11 @@ class _Writer:
         summary.students_processed += rows.processed
         summary.errors += rows.failed
 
-    def close(self) -> None:
-        """Let a write in flight end (its error, if any, is already being raised)."""
-        if self.pending is not None:
-            with contextlib.suppress(Exception):
-                self.pending[0].result()
-            self.pending = None
+    def close(self, summary: RunSummary) -> None:
+        """Let a write in flight end and count it if it committed (so the run row of a
+        failed run matches the rows written); its error, if any, is already being raised."""
+        with contextlib.suppress(Exception):
+            self.wait(summary)
         self.pool.shutdown(wait=True)
         db.close_quietly(self.conn)
 
@@ -536,6 +535,10 @@ def _process_all(
                         has_mbti_type="mbti_type" in profile_columns,
                         profiles_have_id="id" in profile_columns,
                     )
+                    # End the read transaction: no metadata lock (which would make a
+                    # waiting ALTER/DROP block Moodle's own queries) or snapshot is held
+                    # while the batch is evaluated and written.
+                    conn.commit()
                 rows = process_batch(
                     batch, states, book, encoder, run_start, settings.interval_minutes, out.detail
                 )
@@ -548,7 +551,7 @@ def _process_all(
                 writer.wait(summary)
     finally:
         if writer:
-            writer.close()
+            writer.close(summary)
 
 
 def _claim(
