@@ -131,7 +131,9 @@ def connect(cfg: DatabaseConfig, statement_timeout: Optional[int] = None) -> Any
             port=cfg.port,
             unix_socket=socket,
             user=cfg.user,
-            password=cfg.password,
+            # bytes: PyMySQL would encode text as latin-1 (fails beyond it, and differs
+            # from PHP mysqli, which sends the UTF-8 bytes of config.php)
+            password=cfg.password.encode("utf-8"),
             database=cfg.name,
             charset="utf8mb4",
             autocommit=False,
