@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from heartbeat.db import Tables, columns_of
+from heartbeat.errors import DatabaseError
 
 # Columns the job reads, per table attribute of ``Tables``.
 READ_COLUMNS: dict[str, set[str]] = {
@@ -180,6 +181,20 @@ def migrate(conn: Any, tables: Tables, say: Callable[[str], None]) -> int:
             columns = {str(row[0]).lower(): row for row in cur.fetchall()}
             if not columns:
                 cur.execute(create.format(table=table))
+                # IF NOT EXISTS: a table whose columns this user cannot see (no SELECT
+                # on it) exists already; do not claim it was created and left as is.
+                cur.execute(
+                    "SELECT COUNT(*) FROM information_schema.COLUMNS"
+                    " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s",
+                    (name,),
+                )
+                row = cur.fetchone()
+                if not row or not row[0]:
+                    raise DatabaseError(
+                        f"table {name}: this database user cannot see its columns, so"
+                        " migrate cannot check or extend it; grant SELECT, INSERT, UPDATE,"
+                        " DELETE, CREATE, ALTER on it (README: Database privileges)"
+                    )
                 say(f"created table {name}")
                 changes += 1
                 continue
