@@ -40,6 +40,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import pymysql  # noqa: E402
+
 from bench import floor, naive, population, report  # noqa: E402
 from tests.mariadb_server import MariaDBServer  # noqa: E402
 
@@ -77,6 +79,10 @@ class Result:
     @property
     def job_over_floor(self) -> float:
         return self.job_s / self.floor_s if self.floor_s else math.inf
+
+    @property
+    def job_over_insert_floor(self) -> float:
+        return self.job_s / self.floor_insert_s if self.floor_insert_s else math.inf
 
     @property
     def naive_over_job(self) -> Optional[float]:
@@ -269,6 +275,7 @@ class Bench:
             with self.root() as conn, conn.cursor() as cur:
                 cur.execute("SELECT VERSION()")
                 self.mariadb_version = str(cur.fetchone()[0])
+            self.pymysql_version = pymysql.__version__
             self.load_before = os.getloadavg()
             self.started = dt.datetime.now(dt.timezone.utc)
             results = [self.measure(n) for n in self.args.sizes]
@@ -295,15 +302,16 @@ def batches(n: int, batch_size: int) -> int:
 
 def table(results: list[Result], batch_size: int) -> str:
     head = (
-        "| N | job s | floor s | job/floor | naive s | naive/job | peak RSS MB |"
-        " statements | batches | statements/batch |"
+        "| N | job s | floor s | job/floor | INSERT floor s | job/INSERT floor | naive s"
+        " | naive/job | peak RSS MB | statements | batches | statements/batch |"
     )
-    lines = [head, "|" + "---|" * 10]
+    lines = [head, "|" + "---|" * 12]
     for r in results:
         total = r.statements.get("Questions", 0)
         b = batches(r.n, batch_size)
         lines.append(
             f"| {r.n:,} | {r.job_s:.2f} | {r.floor_s:.2f} | {r.job_over_floor:.2f} |"
+            f" {r.floor_insert_s:.2f} | {r.job_over_insert_floor:.2f} |"
             f" {_f(r.naive_s)} | {_f(r.naive_over_job, 1)} | {r.job_rss_mb:.1f} |"
             f" {total} | {b} | {total / b:.1f} |"
         )
@@ -356,6 +364,13 @@ def targets(results: list[Result]) -> list[tuple[str, str, bool]]:
             big.job_over_floor <= 1.5,
         )
     )
+    out.append(
+        (
+            f"(for reference) job / multi-row INSERT floor at N = {big.n:,}",
+            f"{big.job_over_insert_floor:.2f} ({big.job_s:.2f} s / {big.floor_insert_s:.2f} s)",
+            big.job_over_insert_floor <= 1.5,
+        )
+    )
     ten = by_n.get(10_000)
     if ten and ten.naive_s is not None:
         ratio = ten.naive_over_job or 0.0
@@ -405,7 +420,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         "--batch-size", type=int, default=0, help="job batch_size (default: the job's)"
     )
     parser.add_argument(
-        "--repeat", type=int, default=1, help="job and floor runs per N (best kept)"
+        "--repeat", type=int, default=2, help="job and floor runs per N (best kept)"
     )
     parser.add_argument("--server-args", default="", help="extra mariadbd arguments")
     parser.add_argument("--job-wrapper", default="", help="command prefix for the job (profilers)")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -86,18 +87,45 @@ class RuleBook:
 
 def _number(value: Any) -> Optional[float]:
     """A float for numbers and numeric strings; None for anything else (bools included)."""
+    kind = type(value)
+    if kind is float:  # the hot path: state values are floats
+        return value  # type: ignore[no-any-return]
+    if kind is str:
+        return _string_number(value)
     if isinstance(value, bool):
         return None
     if isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            return None
-        return number if math.isfinite(number) else None
+        return _parse_number(value)
     try:  # int, float, decimal.Decimal; an int beyond float's range is no usable number
         return float(value)
     except (TypeError, ValueError, OverflowError):
         return None
+
+
+def _parse_number(text: str) -> Optional[float]:
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+# Text values repeat across students ("neutral", "불안", ...) and float() of a word
+# raises, which is slow: remember the answers (bounded).
+_TEXT_NUMBERS: dict[str, Optional[float]] = {}
+_TEXT_NUMBERS_MAX = 10_000
+
+
+def _string_number(text: str) -> Optional[float]:
+    try:
+        return _TEXT_NUMBERS[text]
+    except KeyError:
+        pass
+    number = _parse_number(text)
+    if len(_TEXT_NUMBERS) >= _TEXT_NUMBERS_MAX:
+        _TEXT_NUMBERS.clear()
+    _TEXT_NUMBERS[text] = number
+    return number
 
 
 def _equal(left: Any, right: Any) -> bool:
@@ -122,6 +150,80 @@ def _contains(left: Any, right: Any) -> bool:
     if isinstance(left, (list, tuple)):
         return any(_equal(item, right) for item in left)
     return str(right) in str(left)
+
+
+def _all_of(parts: Sequence[Predicate]) -> Predicate:
+    """``all(part(state) for part in parts)`` without a generator per call."""
+    if len(parts) == 1:
+        return parts[0]
+    if len(parts) == 2:
+        first, second = parts
+        return lambda state: bool(first(state) and second(state))
+    if len(parts) == 3:
+        first, second, third = parts
+        return lambda state: bool(first(state) and second(state) and third(state))
+    return lambda state: all(part(state) for part in parts)
+
+
+def _any_of(parts: Sequence[Predicate]) -> Predicate:
+    """``any(part(state) for part in parts)`` without a generator per call."""
+    if len(parts) == 2:
+        first, second = parts
+        return lambda state: bool(first(state) or second(state))
+    return lambda state: any(part(state) for part in parts)
+
+
+_ORDER: dict[str, Callable[[float, float], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+
+
+def _compare_to(field: str, op: str, value: Any) -> Predicate:
+    """A comparison with a constant, the constant's number worked out once.
+
+    The same answers as ``_BINARY[op](state[field], value)`` with a missing or null
+    field false, for the operators ``==``, ``!=``, ``<``, ``<=``, ``>``, ``>=``.
+    """
+    right = _number(value)
+    if op in _ORDER:
+        compare = _ORDER[op]
+
+        def ordered(state: Mapping[str, Any]) -> bool:
+            left = state.get(field)
+            if left is None or right is None:
+                return False
+            number = _number(left)
+            return number is not None and compare(number, right)
+
+        return ordered
+
+    def equal(left: Any) -> bool:  # _equal(left, value)
+        if right is not None:
+            number = _number(left)
+            if number is not None:
+                return number == right
+        return bool(left == value)
+
+    if op == "==":
+        return lambda state: (left := state.get(field)) is not None and equal(left)
+    return lambda state: (left := state.get(field)) is not None and not equal(left)
+
+
+def _member_of(items: tuple[Any, ...]) -> Callable[[Any], bool]:
+    """``any(_equal(left, item) for item in items)``; a set look-up for text in words."""
+    if all(type(item) is str and _number(item) is None for item in items):
+        words = frozenset(items)
+
+        def member(left: Any) -> bool:
+            if type(left) is str:  # _equal falls back to ==, and == on str is set membership
+                return left in words
+            return any(_equal(left, item) for item in items)
+
+        return member
+    return lambda left: any(_equal(left, item) for item in items)
 
 
 _BINARY: dict[str, Callable[[Any, Any], bool]] = {
@@ -165,7 +267,7 @@ class _Loader:
                 self.condition(member, f"{where}.OR[{index}]", allow_or=False)
                 for index, member in enumerate(members)
             )
-            return lambda state: any(part(state) for part in parts)
+            return _any_of(parts)
         missing = {"field", "operator", "value"} - set(raw)
         if missing:
             raise self.fail(where, f"missing {', '.join(sorted(missing))}")
@@ -181,7 +283,9 @@ class _Loader:
             )
         return self._compile(field, operator, value, where)
 
-    def _compile(self, field: str, operator: str, value: Any, where: str) -> Predicate:
+    def _compile(  # noqa: PLR0911 - one compiled form per kind of operator
+        self, field: str, operator: str, value: Any, where: str
+    ) -> Predicate:
         if value is None:
             if operator not in ("==", "!="):
                 raise self.fail(where, f"null can only be compared with == or !=, not {operator}")
@@ -191,14 +295,10 @@ class _Loader:
         if operator in ("in", "not_in"):
             if not isinstance(value, list):
                 raise self.fail(where, f"{operator} needs a list value")
-            items = tuple(value)
+            member = _member_of(tuple(value))
             if operator == "in":
-                return lambda state: (
-                    (left := state.get(field)) is not None and any(_equal(left, i) for i in items)
-                )
-            return lambda state: (
-                (left := state.get(field)) is not None and not any(_equal(left, i) for i in items)
-            )
+                return lambda state: (left := state.get(field)) is not None and member(left)
+            return lambda state: (left := state.get(field)) is not None and not member(left)
         if operator == "matches":
             if not isinstance(value, str):
                 raise self.fail(where, "matches needs a regular expression string")
@@ -213,6 +313,8 @@ class _Loader:
             raise self.fail(where, f"{operator} needs a number, not {value!r}")
         if isinstance(value, (dict, list)):
             raise self.fail(where, f"{operator} needs a single value, not {type(value).__name__}")
+        if operator in ("==", "!=", "<", "<=", ">", ">="):
+            return _compare_to(field, operator, value)
         compare = _BINARY[operator]
         return lambda state: (left := state.get(field)) is not None and compare(left, value)
 
@@ -254,7 +356,7 @@ class _Loader:
             confidence=float(confidence),
             action=tuple(action),
             rationale=raw["rationale"],
-            predicate=lambda state: all(part(state) for part in parts),
+            predicate=_all_of(parts),
         )
 
     def book(self, raw: Any) -> RuleBook:

@@ -131,7 +131,7 @@ class RowEncoder:
             for scenario in book.scenarios
         ]
         self._heads: dict[tuple[str, int, tuple[str, ...]], Optional[str]] = {}
-        self._routes: dict[str, str] = {}
+        self._routes: dict[tuple[str, tuple[int, ...]], str] = {}
 
     def result(self, scenario_id: str, result: dict[str, Any]) -> str:
         """The escaped JSON text of one ``evaluation_result`` document."""
@@ -152,10 +152,10 @@ class RowEncoder:
 
     def routing(self, routing: dict[str, Any]) -> str:
         """The escaped JSON text of a routing document (a handful per run)."""
-        key = _json(routing)
+        key = (routing["strategy"], tuple(routing["agents"]))
         text = self._routes.get(key)
         if text is None:
-            text = self._routes[key] = self.escape(key)
+            text = self._routes[key] = self.escape(_json(routing))
         return text
 
 
