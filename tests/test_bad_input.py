@@ -21,7 +21,7 @@ from typing import Any, Callable, Optional
 
 import pytest
 
-from tests.conftest import DB_PASSWORD, DB_USER, Site, make_site, run_cli
+from tests.conftest import DB_PASSWORD, DB_USER, ROOT, Site, make_site, run_cli
 from tests.mariadb_server import MariaDBServer
 
 # --------------------------------------------------------------------------- helpers
@@ -686,3 +686,19 @@ def test_database_contents(case: DbCase, demo_site: Site) -> None:
     assert evaluations == 5 * processed  # a failed student has an event row only
     assert errors == case.errors
     case.check(demo_site)
+
+
+def test_reliability_doc_counts_match_the_cases() -> None:
+    doc = (ROOT / "docs" / "reliability.md").read_text(encoding="utf-8")
+    rows = {
+        line.split("|")[1].strip().split(":")[0]: line
+        for line in doc.splitlines()
+        if line.startswith("| ")
+    }
+    php_ok = sum(case.code == 0 for case in PHP_CASES)
+    assert f"| {len(PHP_CASES)} | {php_ok} work" in rows["Moodle `config.php`"]
+    assert f"{len(PHP_CASES) - php_ok} refused" in rows["Moodle `config.php`"]
+    assert f"| {len(INI_CASES)} |" in rows["INI"]
+    assert f"| {len(ENV_CASES)} |" in rows["environment"]
+    assert f"| {len(RULE_CASES)} |" in rows["rule books"]
+    assert f"| {len(DB_CASES)} |" in rows["database contents"]

@@ -190,12 +190,16 @@ def test_server_down_before_the_run(
 
 
 def _kill_when(site: Site, condition: Callable[[], bool]) -> Callable[[], None]:
+    """SIGKILL the server the first time ``condition()`` holds (the job's reader and
+    writer threads may both call this: only one checks at a time, none after the kill)."""
     killed: list[bool] = []
+    lock = threading.Lock()
 
     def check() -> None:
-        if not killed and condition():
-            killed.append(True)
-            site.server.stop(hard=True)
+        with lock:
+            if not killed and condition():
+                killed.append(True)
+                site.server.stop(hard=True)
 
     return check
 
@@ -620,3 +624,20 @@ def test_full_disk_on_stdout_only_says_so_on_stderr(demo_site: Site, full_disk: 
     assert demo_site.scalar("SELECT status FROM mdl_alt42_heartbeat_log") == "success"
     # a later run, with room on the disk, is skipped in the same slot and reports nothing lost
     assert "Skipped" in demo_site.cli("run").stdout
+
+
+# --------------------------------------------------------------------------- the report
+
+
+def test_reliability_doc_names_every_fault_test() -> None:
+    """docs/reliability.md tabulates these tests: none may be missing or invented."""
+    doc = (ROOT / "docs" / "reliability.md").read_text(encoding="utf-8")
+    source = Path(__file__).read_text(encoding="utf-8")
+    tests = set(re.findall(r"^def (test_\w+)\(", source, re.MULTILINE))
+    tests.discard("test_reliability_doc_names_every_fault_test")
+    named = set(re.findall(r"`(test_\w+)(?:\[[\w-]+\])?`", doc))
+    assert tests - named == set()
+    every_test = "".join(p.read_text(encoding="utf-8") for p in Path(__file__).parent.glob("*.py"))
+    assert {name for name in named if f"def {name}(" not in every_test} == set()
+    for case in ("stopped-socket", "crashed-stale-socket", "stopped-tcp"):
+        assert f"test_server_down_before_the_run[{case}]" in doc
