@@ -137,6 +137,7 @@ def _positive(text: str) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    _LOST_OUTPUT.clear()
     verbose = bool(getattr(args, "verbose", False))
     error = _printer(sys.stderr)
     try:

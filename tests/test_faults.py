@@ -531,7 +531,7 @@ def test_logrotate_while_the_job_writes_loses_no_line(demo_site: Site, tmp_path:
     # plain rename rotation: no copytruncate (would lose lines), no create, no signal
     assert not re.search(r"^\s*(copytruncate|create|postrotate)\b", template, re.MULTILINE)
     add_students(demo_site, 2000)
-    ini = demo_site.write_ini(batch_size=50)
+    ini = demo_site.write_ini(batch_size=10)
     logs = tmp_path / "log"
     logs.mkdir(mode=0o750)
     log = logs / "heartbeat_cron.log"
@@ -624,6 +624,31 @@ def test_full_disk_on_stdout_only_says_so_on_stderr(demo_site: Site, full_disk: 
     assert demo_site.scalar("SELECT status FROM mdl_alt42_heartbeat_log") == "success"
     # a later run, with room on the disk, is skipped in the same slot and reports nothing lost
     assert "Skipped" in demo_site.cli("run").stdout
+
+
+def test_reader_gone_mid_run_closed_pipe(demo_site: Site) -> None:
+    """``run --verbose | head -1``: the pipe closes after one line; the run still
+    completes and records itself, and exits 1 saying the output was lost."""
+    add_students(demo_site, 2000)
+    ini = demo_site.write_ini()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "heartbeat", "--config", str(ini), "run", "--verbose"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert process.stdout is not None and process.stderr is not None
+    assert "Starting heartbeat run" in process.stdout.readline()
+    process.stdout.close()
+    errors = process.stderr.read()
+    assert process.wait(timeout=120) == 1
+    result = subprocess.CompletedProcess(process.args, 1, "", errors)
+    one_error_line(result, 1, r"ERROR: output lost, cannot write to <stdout>: Broken pipe")
+    assert demo_site.query(
+        "SELECT status, students_processed, errors FROM mdl_alt42_heartbeat_log"
+    ) == [("success", 2008, 0)]
+    assert counts(demo_site) == (5 * 2008, 2008)
 
 
 # --------------------------------------------------------------------------- the report
