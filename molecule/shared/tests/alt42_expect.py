@@ -69,8 +69,9 @@ class CronEntry:
     command: str
 
 
-def parse_cron_d(text: str) -> tuple[dict[str, str], list[CronEntry]]:
-    """Split a cron.d file into its environment assignments and its job lines."""
+def parse_cron(text: str, user: str | None = None) -> tuple[dict[str, str], list[CronEntry]]:
+    """Split a cron.d file (USER None: each line names its user) or a user's crontab
+    (USER given, no user field) into environment assignments and job lines."""
     env: dict[str, str] = {}
     jobs: list[CronEntry] = []
     for raw in text.splitlines():
@@ -81,20 +82,34 @@ def parse_cron_d(text: str) -> tuple[dict[str, str], list[CronEntry]]:
         if assignment:
             env[assignment.group(1)] = assignment.group(2)
             continue
-        fields = line.split(None, 6)
-        if line.startswith("@"):
-            fields = line.split(None, 2)
-            jobs.append(CronEntry(fields[0], fields[1], fields[2]))
-        else:
-            assert len(fields) == 7, f"cron line without user field or command: {line!r}"
-            jobs.append(CronEntry(" ".join(fields[:5]), fields[5], fields[6]))
+        n_time = 1 if line.startswith("@") else 5
+        fields = line.split(None, n_time + (0 if user else 1))
+        assert len(fields) == n_time + (1 if user else 2), f"incomplete cron line: {line!r}"
+        job_user = user or fields[n_time]
+        jobs.append(CronEntry(" ".join(fields[:n_time]), job_user, fields[-1]))
     return env, jobs
 
 
+def cron_method() -> str:
+    return os.environ.get("ALT42_TEST_CRON_METHOD", "cron_d")
+
+
+def cron_text(host) -> str:
+    """The text that schedules the job: the cron.d file or www-data's crontab."""
+    if cron_method() == "crontab":
+        return host.check_output("crontab -l -u www-data") + "\n"
+    return host.file(CRON_FILE).content_string
+
+
+def cron_env_and_jobs(host) -> tuple[dict[str, str], list[CronEntry]]:
+    user = "www-data" if cron_method() == "crontab" else None
+    return parse_cron(cron_text(host), user)
+
+
 def cron_job(host) -> CronEntry:
-    """The single job line of the role's cron.d file."""
-    _, jobs = parse_cron_d(host.file(CRON_FILE).content_string)
-    assert len(jobs) == 1, f"expected exactly one job line in {CRON_FILE}, got {jobs}"
+    """The single job line of the role's schedule."""
+    _, jobs = cron_env_and_jobs(host)
+    assert len(jobs) == 1, f"expected exactly one job line ({cron_method()}), got {jobs}"
     return jobs[0]
 
 

@@ -13,6 +13,11 @@ import pytest
 python_only = pytest.mark.skipif(x.runtime() != "python", reason="python runtime only")
 
 
+cron_d_only = pytest.mark.skipif(x.cron_method() != "cron_d", reason="cron_d method only")
+crontab_only = pytest.mark.skipif(x.cron_method() != "crontab", reason="crontab method only")
+
+
+@cron_d_only
 def test_cron_file_is_root_owned_0644_without_dot_in_name(host):
     cron_file = host.file(x.CRON_FILE)
     assert cron_file.is_file
@@ -22,13 +27,22 @@ def test_cron_file_is_root_owned_0644_without_dot_in_name(host):
     assert [n for n in names if "alt42" in n and "." not in n] == ["alt42-heartbeat"]
 
 
+@cron_d_only
 def test_cron_file_ends_with_newline(host):
     last_byte = host.check_output(f"tail -c 1 {x.CRON_FILE} | od -An -tx1").strip()
     assert last_byte == "0a"
 
 
-def test_cron_file_sets_shell_path_mailto(host):
-    env, _ = x.parse_cron_d(host.file(x.CRON_FILE).content_string)
+@crontab_only
+def test_crontab_of_www_data_and_no_cron_d_file(host):
+    spool = host.file("/var/spool/cron/crontabs/www-data")
+    assert (spool.user, spool.group, spool.mode) == ("www-data", "crontab", 0o600)
+    assert spool.content_string.endswith("\n")
+    assert not host.file(x.CRON_FILE).exists, "exactly one schedule"
+
+
+def test_cron_sets_shell_path_mailto(host):
+    env, _ = x.cron_env_and_jobs(host)
     assert env.get("SHELL") == "/bin/sh"
     path = env.get("PATH", "").split(":")
     assert "/usr/bin" in path
