@@ -336,20 +336,25 @@ def test_cli_run_with_the_server_killed_mid_run(fsite: Site) -> None:
 def test_table_dropped_mid_run(fsite: Site) -> None:
     """DROP TABLE of a table the job reads, from another session, during batch two."""
     dropper: list[threading.Thread] = []
+    dropped: list[Any] = []
 
     def drop() -> None:
         with fsite.server.connect(fsite.name) as conn, conn.cursor() as cur:
-            cur.execute("SET SESSION lock_wait_timeout = 30")
-            cur.execute(f"DROP TABLE {fsite.prefix}alt42_students")
+            cur.execute("SET SESSION lock_wait_timeout = 5")
+            try:
+                cur.execute(f"DROP TABLE {fsite.prefix}alt42_students")
+                dropped.append(True)
+            except pymysql.err.MySQLError as exc:  # waited 5 s for the job's lock
+                dropped.append(exc)
 
     seen: list[str] = []
 
     def detail(line: str) -> None:
         seen.append(line)
-        if len(seen) == BATCH + 1:
+        if len(seen) == BATCH + 1:  # batch two is read: the DROP must get through now
             dropper.append(threading.Thread(target=drop))
             dropper[0].start()
-            time.sleep(0.3)  # the DROP runs now: the job holds no metadata lock here
+            dropper[0].join(timeout=30)
 
     try:
         error, _said = _run_in_process(fsite, detail)
@@ -359,8 +364,7 @@ def test_table_dropped_mid_run(fsite: Site) -> None:
             " hold metadata locks between batches (a waiting DDL blocks every Moodle query"
             " on that table); end the reading transaction after each batch"
         )
-    finally:
-        dropper[0].join(timeout=30)
+    assert dropped == [True]
     assert "while reading student state: (1146)" in str(error), error
     assert "alt42_students' doesn't exist" in str(error)
     assert_whole_batches(fsite, 2 * BATCH)
@@ -424,6 +428,20 @@ def test_table_lock_wait_mid_run(fsite: Site) -> None:
     assert_next_run_processes_everyone(fsite, "failed")
 
 
+def _wait_for_lock_wait(site: Site) -> None:
+    """Until a transaction of the server waits for a row lock (at most 10 s)."""
+    deadline = time.monotonic() + 10
+    with site.server.connect() as conn, conn.cursor() as cur:
+        while time.monotonic() < deadline:
+            cur.execute(
+                "SELECT COUNT(*) FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT'"
+            )
+            if cur.fetchone()[0]:
+                return
+            time.sleep(0.02)
+    raise AssertionError("the job never waited for the event log's lock")
+
+
 def test_deadlock_with_another_session(fsite: Site) -> None:
     """A real deadlock: another session holds the event log's gap lock and, while the
     job waits on it, asks for the rows the job just inserted. InnoDB rolls back the
@@ -437,7 +455,7 @@ def test_deadlock_with_another_session(fsite: Site) -> None:
     def other_session() -> None:
         try:
             with other.cursor() as cur:
-                time.sleep(0.5)  # the job is now waiting for the event log
+                _wait_for_lock_wait(fsite)  # the job now waits for the event log
                 cur.execute(
                     "SELECT COUNT(*) FROM mdl_alt42_scenario_evaluation_log FOR UPDATE".replace(
                         "mdl_", fsite.prefix
