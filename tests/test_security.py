@@ -83,6 +83,26 @@ def test_password_never_in_argv_environment_or_output(demo_site: Site) -> None:
         assert DB_PASSWORD not in dump
 
 
+@pytest.mark.parametrize(
+    ("password", "socket_ok"),
+    [("not-" + DB_PASSWORD, True), (DB_PASSWORD, False)],
+    ids=["wrong-password", "server-unreachable"],
+)
+def test_password_not_in_verbose_tracebacks(
+    demo_site: Site, tmp_path: Path, password: str, socket_ok: bool
+) -> None:
+    """--verbose prints the traceback of a failure: code lines, never values."""
+    ini = demo_site.write_ini(password=password)
+    if not socket_ok:
+        ini.write_text(ini.read_text().replace(demo_site.server.socket, str(tmp_path / "x.sock")))
+    for command in (["run", "--verbose"], ["check"]):
+        result = demo_site.cli(*command)
+        assert result.returncode == 3, result.stderr
+        assert password not in result.stdout + result.stderr
+        assert DB_PASSWORD not in result.stdout + result.stderr
+    assert "Traceback" in demo_site.cli("run", "--verbose").stderr  # it was printed
+
+
 @pytest.mark.parametrize("mode", [0o644, 0o604])
 def test_world_readable_ini_with_password_is_refused_by_the_cli(demo_site: Site, mode: int) -> None:
     ini = demo_site.write_ini()
