@@ -212,25 +212,32 @@ def _latest_profiles(
     columns += "math_confidence, updated_at, "
     columns += ("mbti_type" if has_mbti_type else "NULL") + ", " + ("id" if has_id else "0")
     cur.execute(f"SELECT {columns} FROM {tables.profiles} WHERE {where}", params)
-    latest: dict[tuple[str, Any], ProfileRow] = {}
+    latest: dict[tuple[str, Any], tuple[tuple[bool, dt.datetime, int, int], Any]] = {}
     for position, row in enumerate(cur.fetchall()):
         updated = row[6]
         key = (updated is not None, updated or dt.datetime.min, int(row[8] or 0), position)
-        values = {
-            "emotion_state": row[2],
-            "immersion_level": _number(row[3]),
-            "engagement_score": _number(row[4]),
-            "math_confidence": _number(row[5]),
-            "updated_at": _iso(updated),
-            "mbti_type": row[7],
-        }
         for owner in (("s", None if row[1] is None else str(row[1])), ("u", row[0])):
             if owner[1] is None:
                 continue
             current = latest.get(owner)
             if current is None or key >= current[0]:
-                latest[owner] = (key, values)
-    return latest
+                latest[owner] = (key, row)
+    # Values only for the rows that won (most students have several profile rows).
+    values_of: dict[int, dict[str, Any]] = {}
+    winners: dict[tuple[str, Any], ProfileRow] = {}
+    for owner, (key, row) in latest.items():
+        values = values_of.get(key[3])
+        if values is None:
+            values = values_of[key[3]] = {
+                "emotion_state": row[2],
+                "immersion_level": _number(row[3]),
+                "engagement_score": _number(row[4]),
+                "math_confidence": _number(row[5]),
+                "updated_at": _iso(row[6]),
+                "mbti_type": row[7],
+            }
+        winners[owner] = (key, values)
+    return winners
 
 
 def _latest_biometrics(
