@@ -146,7 +146,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         code = handler(config, args)
     except HeartbeatError as exc:
         if args.command == "status":  # a monitoring plugin reports its own failure as UNKNOWN
-            print(status.unknown(str(exc)))
+            _emit(status.unknown(str(exc)), sys.stdout)
             return status.UNKNOWN
         if verbose:
             traceback.print_exc()
@@ -292,16 +292,16 @@ def cmd_report(config: Config, args: argparse.Namespace) -> int:
     finally:
         db.close_quietly(conn)
     if args.format == "json":
-        print(report.as_json(data))
+        _emit(report.as_json(data), sys.stdout)
         return EXIT_OK
     if "executions" in data:
-        print(f"Runs in the last {data['hours']} hour(s):")
-        print(report.as_table(data["executions"], report.EXECUTION_COLUMNS))
+        _emit(f"Runs in the last {data['hours']} hour(s):", sys.stdout)
+        _emit(report.as_table(data["executions"], report.EXECUTION_COLUMNS), sys.stdout)
     if "daily" in data:
         if "executions" in data:
-            print()
-        print(f"Per day over the last {data['days']} day(s):")
-        print(report.as_table(data["daily"], report.DAILY_COLUMNS))
+            _emit("", sys.stdout)
+        _emit(f"Per day over the last {data['days']} day(s):", sys.stdout)
+        _emit(report.as_table(data["daily"], report.DAILY_COLUMNS), sys.stdout)
     return EXIT_OK
 
 
@@ -333,7 +333,7 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
         config.monitoring.grace_minutes,
         busy,
     )
-    print(line)
+    _emit(line, sys.stdout)
     return state
 
 

@@ -669,6 +669,31 @@ def test_reader_gone_mid_run_closed_pipe(demo_site: Site) -> None:
     assert counts(demo_site) == (5 * 2008, 2008)
 
 
+def test_report_into_a_closed_pipe(demo_site: Site) -> None:
+    """``report | head -1`` over 5,000 runs: no BrokenPipeError traceback."""
+    demo_site.executemany(
+        "INSERT INTO mdl_alt42_heartbeat_log (execution_time, created_at, students_processed,"
+        " status) VALUES (UTC_TIMESTAMP(), UTC_TIMESTAMP(), %s, 'success')",
+        [(n,) for n in range(5000)],
+    )
+    ini = demo_site.write_ini()
+    for args in (["report"], ["report", "--format", "json"]):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "heartbeat", "--config", str(ini), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        assert process.stdout is not None and process.stderr is not None
+        assert process.stdout.readline()
+        process.stdout.close()
+        errors = process.stderr.read()
+        assert process.wait(timeout=60) == 1
+        result = subprocess.CompletedProcess(process.args, 1, "", errors)
+        one_error_line(result, 1, r"ERROR: output lost, cannot write to <stdout>: Broken pipe")
+
+
 # --------------------------------------------------------------------------- the report
 
 
