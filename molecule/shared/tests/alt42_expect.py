@@ -80,7 +80,11 @@ def parse_cron(text: str, user: str | None = None) -> tuple[dict[str, str], list
             continue
         assignment = re.match(r"^([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$", line)
         if assignment:
-            env[assignment.group(1)] = assignment.group(2)
+            value = assignment.group(2).strip()
+            # cron strips one pair of matching quotes (Ansible's cron module writes them).
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+                value = value[1:-1]
+            env[assignment.group(1)] = value
             continue
         n_time = 1 if line.startswith("@") else 5
         fields = line.split(None, n_time + (0 if user else 1))

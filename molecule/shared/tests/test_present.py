@@ -5,6 +5,7 @@ Shared by the default, debian11, debian13, php and e2e scenarios (additional_fil
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import alt42_expect as x
@@ -47,7 +48,7 @@ def test_cron_sets_shell_path_mailto(host):
     path = env.get("PATH", "").split(":")
     assert "/usr/bin" in path
     assert "/bin" in path
-    assert env.get("MAILTO") in ('""', "''", "")
+    assert env.get("MAILTO") == "", "no mail: the output goes to the log"
 
 
 def test_cron_line_runs_the_job_as_www_data(host):
@@ -79,7 +80,12 @@ def test_logrotate_file(host):
 
 def test_logrotate_debug_run_is_clean(host):
     result = host.run(f"logrotate -d {x.LOGROTATE_FILE}")
-    output = (result.stdout + result.stderr).lower()
+    # A host where logrotate never ran has no state file yet (logrotate 3.18 calls it an error).
+    output = "\n".join(
+        line
+        for line in (result.stdout + result.stderr).lower().splitlines()
+        if not re.search(r"error opening state file .*: no such file or directory", line)
+    )
     assert result.rc == 0, output
     assert "error" not in output, output
     assert "insecure" not in output, output
