@@ -50,6 +50,7 @@ BENCH_PASSWORD = "bench-only-Pw-7"  # noqa: S105 - a throw-away server of the be
 PREFIX = "mdl_"
 COUNTED = ("Com_select", "Com_insert", "Com_update", "Com_commit", "Com_set_option")
 DEFAULT_BATCH = 1000
+GNU_TIME = "/usr/bin/time"  # Debian package "time" (scripts/bootstrap installs it)
 
 
 @dataclass
@@ -95,6 +96,7 @@ class Bench:
         self.tmp = Path(tempfile.mkdtemp(prefix="alt42-bench-"))
         extra = tuple(shlex.split(args.server_args)) if args.server_args else ()
         self.server = MariaDBServer(str(self.tmp / "mariadb"), extra_args=extra)
+        self.warned_rss = False
 
     # ------------------------------------------------------------------ helpers
     def root(self, database: Optional[str] = None, autocommit: bool = True) -> Any:
@@ -133,21 +135,40 @@ class Bench:
     def cli(
         self, ini: Path, *args: str, wrapper: tuple[str, ...] = ()
     ) -> tuple[int, float, float, str, str]:
-        """Run the CLI as a process: (exit code, wall s, peak RSS MB, stdout, stderr)."""
+        """Run the CLI as a process: (exit code, wall s, peak RSS MB, stdout, stderr).
+
+        Peak RSS comes from GNU ``time`` (``/usr/bin/time -f %M``), which forks the job
+        from its own tiny process: ``ru_maxrss`` of a child forked straight from this
+        bench would include the bench's own resident memory at fork time (Linux keeps
+        the high-water mark of the address space the child was forked or vforked from).
+        Without ``/usr/bin/time`` it falls back to ``os.wait4`` and says so.
+        """
         env = {k: v for k, v in os.environ.items() if not k.startswith(("ALT42_", "PYTHON"))}
         env["PYTHONPATH"] = str(ROOT)
         out_path, err_path = self.tmp / "cli.out", self.tmp / "cli.err"
-        command = [*wrapper, sys.executable, "-m", "heartbeat", "--config", str(ini), *args]
+        rss_path = self.tmp / "cli.rss"
+        timer: tuple[str, ...] = ()
+        if Path(GNU_TIME).exists():
+            timer = (GNU_TIME, "-f", "%M", "-o", str(rss_path))
+        elif not self.warned_rss:
+            self.say("no /usr/bin/time: peak RSS from os.wait4 includes the bench's own RSS")
+            self.warned_rss = True
+        command = [*timer, *wrapper, sys.executable, "-m", "heartbeat", "--config", str(ini)]
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
             started = time.perf_counter()
-            proc = subprocess.Popen(command, stdout=out, stderr=err, env=env, cwd=self.tmp)
+            proc = subprocess.Popen(
+                [*command, *args], stdout=out, stderr=err, env=env, cwd=self.tmp
+            )
             _, status, usage = os.wait4(proc.pid, 0)
             wall = time.perf_counter() - started
             proc.returncode = os.waitstatus_to_exitcode(status)
+        rss_kib = float(usage.ru_maxrss)  # KiB on Linux
+        if timer:
+            rss_kib = float(rss_path.read_text(encoding="utf-8").split()[-1])
         return (
             proc.returncode,
             wall,
-            usage.ru_maxrss / 1024,  # KiB on Linux
+            rss_kib / 1024,
             out_path.read_text(encoding="utf-8", errors="replace"),
             err_path.read_text(encoding="utf-8", errors="replace"),
         )
