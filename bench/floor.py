@@ -93,21 +93,22 @@ def read_rows(conn: Any, prefix: str) -> dict[str, list[tuple[Any, ...]]]:
     return rows
 
 
-def _statements(conn: Any, prefix: str, table: str, rows: list[tuple[Any, ...]]) -> list[str]:
-    head = f"INSERT INTO `{prefix}{table}` ({', '.join(COLUMNS[table])}) VALUES "
-    statements: list[str] = []
-    parts: list[str] = []
+def _statements(conn: Any, prefix: str, table: str, rows: list[tuple[Any, ...]]) -> list[bytes]:
+    """Pre-escaped multi-row INSERTs of at most ``STATEMENT_BYTES``, UTF-8 encoded."""
+    head = f"INSERT INTO `{prefix}{table}` ({', '.join(COLUMNS[table])}) VALUES ".encode()
+    statements: list[bytes] = []
+    parts: list[bytes] = []
     size = len(head)
-    literal = conn.literal
+    literal = conn.escape
     for row in rows:
-        text = "(" + ",".join([literal(value) for value in row]) + ")"
-        if parts and size + len(text) + 1 > STATEMENT_BYTES:
-            statements.append(head + ",".join(parts))
+        data = ("(" + ",".join([literal(value) for value in row]) + ")").encode()
+        if parts and size + len(data) + 1 > STATEMENT_BYTES:
+            statements.append(head + b",".join(parts))
             parts, size = [], len(head)
-        parts.append(text)
-        size += len(text) + 1
+        parts.append(data)
+        size += len(data) + 1
     if parts:
-        statements.append(head + ",".join(parts))
+        statements.append(head + b",".join(parts))
     return statements
 
 
@@ -150,7 +151,7 @@ def measure(conn: Any, rows: dict[str, list[tuple[Any, ...]]], prefix: str = "md
     statements = {
         table: _statements(conn, prefix, table, table_rows) for table, table_rows in rows.items()
     }
-    payload = sum(len(s.encode("utf-8")) for stmts in statements.values() for s in stmts)
+    payload = sum(len(s) for stmts in statements.values() for s in stmts)
     _truncate(conn, prefix)
     started = time.perf_counter()
     with conn.cursor() as cur:

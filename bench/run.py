@@ -402,6 +402,15 @@ def targets(results: list[Result]) -> list[tuple[str, str, bool]]:
                 ratio >= 30,
             )
         )
+        ceiling = ten.naive_s / ten.floor_insert_s
+        out.append(
+            (
+                "(for reference) naive / multi-row INSERT floor at N = 10,000: the most any"
+                " job that sends these rows as INSERTs could reach",
+                f"{ceiling:.1f} ({ten.naive_s:.2f} s / {ten.floor_insert_s:.2f} s)",
+                ceiling >= 30,
+            )
+        )
     if ten:
         out.append(
             (
