@@ -109,3 +109,8 @@ def test_cron_runs_the_job_by_itself(host):
         assert host.file(x.LOG_FILE).size > log_size, "cron appended the run's output"
     finally:
         host.run("service cron stop")
+
+
+def test_password_not_in_world_readable_files_after_the_runs(host):
+    """The runs wrote logs (world-readable): they must not show the password."""
+    assert x.world_readable_files_containing(host, x.db_password()) == []

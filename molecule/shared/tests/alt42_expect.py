@@ -120,3 +120,22 @@ def cron_job(host) -> CronEntry:
 def as_www_data(command: str) -> str:
     """A shell command line running COMMAND through sh as www-data (as cron does)."""
     return f"runuser -u www-data -- sh -c {shlex.quote(command)}"
+
+
+def world_readable_files_containing(host, secret: str) -> list[str]:
+    """World-readable files under /etc, /opt and /var/log that contain SECRET.
+
+    A probe file holding the secret proves that the search itself works."""
+    probe = "/var/log/alt42-secret-probe"
+    quoted = shlex.quote(secret)
+    host.check_output(f"printf 'x%sx\\n' {quoted} > {probe} && chmod 0644 {probe}")
+    search = (
+        "find /etc /opt /var/log -xdev -type f -perm -o=r -print0"
+        f" | xargs -0 grep -lsF -e {quoted} --"
+    )
+    try:
+        found = host.run(search).stdout.split()
+    finally:
+        host.run(f"rm -f {probe}")
+    assert probe in found, "the search must be able to find the secret"
+    return sorted(f for f in found if f != probe)
