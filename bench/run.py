@@ -28,6 +28,7 @@ import math
 import os
 import platform
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -306,6 +307,7 @@ class Bench:
         finally:
             if not self.args.keep:
                 self.server.destroy()
+                shutil.rmtree(self.tmp, ignore_errors=True)
             else:
                 self.say(f"kept server: socket {self.server.socket}, configs in {self.tmp}")
 
