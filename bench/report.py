@@ -26,7 +26,7 @@ run. Re-run it to refresh the page:
 
 ```sh
 .venv/bin/python bench/run.py                      # N = 1k, 10k, 100k; naive at 1k, 10k
-.venv/bin/python bench/run.py --million            # adds N = 1,000,000 (about 15 more minutes)
+.venv/bin/python bench/run.py --million            # adds N = 1,000,000 (about 20 more minutes)
 .venv/bin/python bench/run.py --sizes 1000,10000 --no-doc   # a quick look, page untouched
 ```
 
@@ -38,8 +38,8 @@ what `scripts/bootstrap` installs and nothing else.
 
 ## What is measured
 
-For each N the bench starts nothing new: one private MariaDB (`tests/mariadb_server.py`,
-the test fixture's server and settings) serves all sizes. Per N it creates the ALT42
+The bench starts one private MariaDB (`tests/mariadb_server.py`: the test fixture's
+server and settings) for all sizes. Per N it creates the ALT42
 schema (`tests/sql/alt42_schema.sql`), runs `alt42-heartbeat migrate`, and loads a
 population of **N active students** with `LOAD DATA LOCAL INFILE` (`bench/population.py`):
 sessions (open, ended within the window, ended long ago), N/4 inactive students whose
@@ -50,7 +50,9 @@ eleven archetypes. Then:
 
 1. **job**: `python -m heartbeat --config <ini> run --json` (the console script's code)
    as a whole process, with an INI file of mode 0600; wall time from spawn to exit,
-   peak RSS from `os.wait4` (`ru_maxrss` of the child).
+   peak RSS from GNU `time -f %M` (`ru_maxrss` of a child forked by the bench itself
+   would include the bench's own memory: Linux carries the high-water mark of the
+   address space a child was forked from over `exec`).
 2. **floor**: the rows the job wrote (5N evaluation rows, N event rows, 1 run row) are
    read back out, turned into ready payloads, and only then timed into a second
    database migrated by the job's own `migrate` (identical tables and indexes): once as
@@ -86,12 +88,18 @@ floor columns is that parsing, and it is the part of "job / floor" that no chang
 the job can remove. "job / INSERT floor" is the job's overhead over the statements it
 has to send.
 
-The rest of the job's time is its own work: four state queries per batch (about 5
-rows per student to read and decode in pure-Python PyMySQL), evaluating 5 scenarios
-and routing per student, encoding 6 JSON documents per student, and the start-up of
-the interpreter. On 2 cores the server and the job share the CPU: the writer thread
-overlaps the server's inserting with the job's reading and evaluating, which helps
-only as far as there is a free core.
+The rest of the job's time is its own work: 10 to 14 s of CPU at N = 100,000 (user
+time of the job process in the development runs), of which reading and decoding the
+state rows in pure-Python PyMySQL (about 5 rows per student over the four state
+queries) is the largest part, then evaluating 5 scenarios and routing per student,
+building the row literals, and the interpreter's start-up (about 0.4 s per run: the
+N = 1,000 row is mostly that). The writer thread lets the server insert batch k while
+the job reads and evaluates batch k+1, but that only pays where a core is free: on
+this 2-core machine, with a load average between 3 and 9 from other work, the server
+and the job queue for the same two cores, and the job's wall time comes out close to
+"INSERT floor + the job's own CPU". On an idle machine, or with the database on its
+own host as in production, the same code overlaps the two (a development run at a
+load average of 3 took 22 s against an INSERT floor of 15 s).
 
 ## Why naive / job is what it is
 
@@ -147,6 +155,9 @@ states):
   time; `in`/`not_in` over words is a set look-up; numbers of text values are cached
   (`float("불안")` raises, which was the single most expensive line); conditions are
   combined without a generator per call.
+* `students`: of the profile rows read (2.5 per student here) only the ones that win
+  (latest per student id and per user id) are converted to values; the active ids are
+  ordered without a key tuple per id (same order, less memory at 1M ids).
 
 Measured during development on the kept N = 100,000 database (same server, same
 population, one after the other): before 113 s under the profiler; after the changes
@@ -207,9 +218,11 @@ def write(path: Path, bench: Any, results: list[Any], batch_size: int) -> None:
         "## Statements per run\n",
         run.statements_table(results),
         "",
-        "Per batch: four state `SELECT`s, about six 1 MB `INSERT`s and one `COMMIT`; per "
-        "run a handful more (schema check, lock, slot, active students, run row). The "
-        "count grows with N / batch size, not with N.",
+        "Per batch of 1,000: four state `SELECT`s and a `COMMIT` that ends the read "
+        "transaction on the reading connection; three `INSERT`s of up to 1 MB and a "
+        "`COMMIT` on the writer's connection. Per run about 20 more (session set-up of "
+        "two connections, schema check, lock, slot, stale runs, active students, run "
+        "row). The count grows with N / batch size, not with N.",
         "",
         "## The population's mix\n",
         run.coverage_table(results),

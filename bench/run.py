@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib.metadata
 import json
 import math
 import os
@@ -40,8 +41,6 @@ from typing import Any, Optional
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-
-import pymysql  # noqa: E402
 
 from bench import floor, naive, population, report  # noqa: E402
 from tests.mariadb_server import MariaDBServer  # noqa: E402
@@ -297,7 +296,7 @@ class Bench:
             with self.root() as conn, conn.cursor() as cur:
                 cur.execute("SELECT VERSION()")
                 self.mariadb_version = str(cur.fetchone()[0])
-            self.pymysql_version = pymysql.__version__
+            self.pymysql_version = importlib.metadata.version("PyMySQL")
             self.load_before = os.getloadavg()
             self.started = dt.datetime.now(dt.timezone.utc)
             results = [self.measure(n) for n in self.args.sizes]
