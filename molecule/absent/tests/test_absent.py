@@ -7,7 +7,8 @@ import pytest
 
 
 @pytest.mark.parametrize(
-    "path", [x.CRON_FILE, x.LOGROTATE_FILE, x.CONFIG_FILE, x.INSTALL_DIR, x.VENV_DIR]
+    "path",
+    [x.CRON_FILE, x.LOGROTATE_FILE, x.CONFIG_FILE, "/etc/alt42", x.INSTALL_DIR, x.VENV_DIR],
 )
 def test_removed(host, path):
     assert not host.file(path).exists, path
