@@ -20,6 +20,7 @@ def test_no_alt42_file_left_in_cron_d(host):
 
 
 def test_no_crontab_entry_for_www_data(host):
+    """prepare also put the job into www-data's crontab: absent removes either method."""
     crontab = host.run("crontab -l -u www-data")
     assert "alt42" not in crontab.stdout
 
