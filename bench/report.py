@@ -21,8 +21,9 @@ DEV_AFTER = (
 INTRO = """\
 # Performance of the heartbeat job
 
-Written by `bench/run.py` on {date} (UTC); every figure on this page comes from that one
-run. Re-run it to refresh the page:
+Written by `bench/run.py` on {date} (UTC); the tables come from that one run
+(the explanations further down quote development measurements where they say so).
+Re-run it to refresh the page:
 
 ```sh
 .venv/bin/python bench/run.py                      # N = 1k, 10k, 100k; naive at 1k, 10k
