@@ -26,8 +26,8 @@ Written by `bench/run.py` on {date} (UTC); the tables come from that one run
 Re-run it to refresh the page:
 
 ```sh
-.venv/bin/python bench/run.py                      # N = 1k, 10k, 100k; naive at 1k, 10k
-.venv/bin/python bench/run.py --million            # adds N = 1,000,000 (about 20 more minutes)
+.venv/bin/python bench/run.py                      # 1k, 10k, 100k; naive 1k, 10k (~5 min)
+.venv/bin/python bench/run.py --million            # adds N = 1,000,000 (about 30 more minutes)
 .venv/bin/python bench/run.py --sizes 1000,10000 --no-doc   # a quick look, page untouched
 ```
 
