@@ -163,9 +163,10 @@ states):
   and in `duration_ms` (its last key), so its JSON text up to `"duration_ms":` is
   encoded and escaped once per (scenario, rules evaluated, rules matched) and the
   duration appended as `json.dumps` writes floats; routing documents, scenario ids,
-  modes and the batch's timestamp are encoded once. `db.string_escaper` escapes what
-  still varies (student ids) with `str.replace` instead of PyMySQL's per-character
-  `str.translate`, and honours `NO_BACKSLASH_ESCAPES` as PyMySQL does.
+  modes and the batch's timestamp are encoded once. What still varies (event and
+  student ids) is escaped by `db.string_escaper`, which is PyMySQL's own escaping
+  (the one `executemany` applies to `%s`, `NO_BACKSLASH_ESCAPES` included): the job
+  has no escaper of its own.
 * `db.insert_statements` / `run._write_batch`: multi-row INSERTs of at most 1 MB (what
   `executemany` used; below every supported server's `max_allowed_packet`), one
   transaction per batch, as before.
@@ -209,7 +210,7 @@ def write(path: Path, bench: Any, results: list[Any], batch_size: int) -> None:
         " --max-connections=200 (tests/mariadb_server.py)"
     )
     if args.server_args:
-        server_args += f", plus `{shlex.join(shlex.split(args.server_args))}`"
+        server_args += f"; then, overriding, `{shlex.join(shlex.split(args.server_args))}`"
     parts = [
         INTRO.format(date=bench.finished.strftime("%Y-%m-%d %H:%M"), repeat=args.repeat),
         "## Machine\n",
