@@ -25,29 +25,11 @@ from typing import Any
 
 import pymysql.cursors
 
+from heartbeat import schema
+
 COLUMNS: dict[str, tuple[str, ...]] = {
-    "alt42_scenario_evaluation_log": (
-        "event_id",
-        "scenario_id",
-        "student_id",
-        "rules_count",
-        "evaluation_mode",
-        "evaluation_result",
-        "evaluated_at",
-    ),
-    "alt42_event_processing_log": (
-        "event_id",
-        "event_type",
-        "student_id",
-        "scenarios_evaluated",
-        "scenario_results",
-        "routing_result",
-        "priority",
-        "status",
-        "processed_at",
-        "created_at",
-        "run_id",
-    ),
+    "alt42_scenario_evaluation_log": schema.EVALUATION_COLUMNS,
+    "alt42_event_processing_log": schema.EVENT_COLUMNS,
     "alt42_heartbeat_log": (
         "execution_time",
         "students_processed",

@@ -227,16 +227,14 @@ def _write_batch(conn: Any, tables: db.Tables, rows: BatchRows) -> None:
     with conn.cursor() as cur:
         if rows.evaluations:
             for statement in db.insert_statements(
-                f"INSERT INTO {tables.evaluation_log} (event_id, scenario_id, student_id,"
-                " rules_count, evaluation_mode, evaluation_result, evaluated_at) VALUES ",
+                f"INSERT INTO {tables.evaluation_log}"
+                f" ({', '.join(schema.EVALUATION_COLUMNS)}) VALUES ",
                 rows.evaluations,
             ):
                 cur.execute(statement)
         if rows.events:
             for statement in db.insert_statements(
-                f"INSERT INTO {tables.event_log} (event_id, event_type, student_id,"
-                " scenarios_evaluated, scenario_results, routing_result, priority, status,"
-                " processed_at, created_at, run_id) VALUES ",
+                f"INSERT INTO {tables.event_log} ({', '.join(schema.EVENT_COLUMNS)}) VALUES ",
                 rows.events,
             ):
                 cur.execute(statement)

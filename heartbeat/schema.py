@@ -113,6 +113,31 @@ EXTRA_INDEXES: dict[str, dict[str, str]] = {
     "event_log": {"idx_created_at": "(created_at)", "idx_run": "(run_id)"},
 }
 
+# The columns of the job's multi-row INSERTs, in the order ``run.RowEncoder`` writes
+# each row literal (the benchmark's floor inserts the same columns).
+EVALUATION_COLUMNS = (
+    "event_id",
+    "scenario_id",
+    "student_id",
+    "rules_count",
+    "evaluation_mode",
+    "evaluation_result",
+    "evaluated_at",
+)
+EVENT_COLUMNS = (
+    "event_id",
+    "event_type",
+    "student_id",
+    "scenarios_evaluated",
+    "scenario_results",
+    "routing_result",
+    "priority",
+    "status",
+    "processed_at",
+    "created_at",
+    *EXTRA_COLUMNS["event_log"],
+)
+
 # What the writer needs of each of its tables (the original PHP columns plus ours).
 WRITE_COLUMNS: dict[str, set[str]] = {
     "heartbeat_log": {
@@ -123,28 +148,8 @@ WRITE_COLUMNS: dict[str, set[str]] = {
         "created_at",
         *EXTRA_COLUMNS["heartbeat_log"],
     },
-    "evaluation_log": {
-        "event_id",
-        "scenario_id",
-        "student_id",
-        "rules_count",
-        "evaluation_mode",
-        "evaluation_result",
-        "evaluated_at",
-    },
-    "event_log": {
-        "event_id",
-        "event_type",
-        "student_id",
-        "scenarios_evaluated",
-        "scenario_results",
-        "routing_result",
-        "priority",
-        "status",
-        "processed_at",
-        "created_at",
-        *EXTRA_COLUMNS["event_log"],
-    },
+    "evaluation_log": set(EVALUATION_COLUMNS),
+    "event_log": set(EVENT_COLUMNS),
 }
 
 
