@@ -18,6 +18,9 @@ from heartbeat import db
 from heartbeat.errors import DatabaseError
 from heartbeat.run import Output, execute
 from tests.conftest import DB_PASSWORD, ROOT, Site, run_cli
+from tests.test_schema import PHP_TABLES
+
+PHP_HEARTBEAT_LOG = PHP_TABLES[0]  # the run table as the PHP job's migration made it
 
 LINE = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] \S")
 
@@ -273,11 +276,7 @@ def test_report_views(demo_site: Site) -> None:
 
 
 def test_report_on_a_table_the_php_job_created(site: Site) -> None:
-    site.execute(
-        "CREATE TABLE mdl_alt42_heartbeat_log (id INT UNSIGNED AUTO_INCREMENT PRIMARY KEY,"
-        " execution_time TIMESTAMP NULL, students_processed INT UNSIGNED, errors INT UNSIGNED,"
-        " duration_ms DECIMAL(10,2), created_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP)"
-    )
+    site.execute(PHP_HEARTBEAT_LOG)
     site.execute(
         "INSERT INTO mdl_alt42_heartbeat_log (execution_time, students_processed, errors,"
         " duration_ms) VALUES (UTC_TIMESTAMP(), 1000, 0, 379000)"
