@@ -117,18 +117,35 @@ class Site:
         assert result.returncode == 0, result.stderr
 
 
-def run_cli(*args: str, env: Optional[dict[str, str]] = None) -> subprocess.CompletedProcess[str]:
+def cli_env(extra: Optional[dict[str, str]] = None) -> dict[str, str]:
+    """The environment of a job process: ours minus ALT42_*/PYTEST_*, the repo importable."""
     base = {
         key: value for key, value in os.environ.items() if not key.startswith(("ALT42_", "PYTEST_"))
     }
     base["PYTHONPATH"] = str(ROOT)
+    return {**base, **(extra or {})}
+
+
+def run_cli(*args: str, env: Optional[dict[str, str]] = None) -> subprocess.CompletedProcess[str]:
+    """``python -m heartbeat ARGS`` to completion, output captured."""
     return subprocess.run(
         [sys.executable, "-m", "heartbeat", *args],
         capture_output=True,
         text=True,
-        env={**base, **(env or {})},
+        env=cli_env(env),
         timeout=300,
         check=False,
+    )
+
+
+def start_cli(*args: str, stderr: Optional[int] = subprocess.PIPE) -> subprocess.Popen[str]:
+    """``python -m heartbeat ARGS`` started in the background (stdout piped)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "heartbeat", *args],
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+        env=cli_env(),
     )
 
 

@@ -7,8 +7,6 @@ import datetime as dt
 import json
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +14,7 @@ import pytest
 from heartbeat import db
 from heartbeat.errors import DatabaseError
 from heartbeat.run import Output, execute, lock_name, slot_start
-from tests.conftest import ROOT, Monitor, Site
+from tests.conftest import Monitor, Site, start_cli
 
 quiet = Output(say=lambda _m: None)
 
@@ -60,15 +58,7 @@ def test_servers_starting_together_give_one_run(demo_site: Site, tmp_path: Path)
         copy = tmp_path / f"server{n}.ini"
         copy.write_text(ini.read_text())
         copy.chmod(0o600)
-        processes.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "heartbeat", "--config", str(copy), "run"],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                env={**os.environ, "PYTHONPATH": str(ROOT)},
-            )
-        )
+        processes.append(start_cli("--config", str(copy), "run"))
     outputs = [p.communicate(timeout=120) for p in processes]
     assert [p.returncode for p in processes] == [0] * 5, outputs
     ran = [out for out, _ in outputs if "Completed: 8 processed" in out]
@@ -114,12 +104,7 @@ def test_sigterm_to_a_real_process_exits_4(demo_site: Site) -> None:
         [(str(20000 + n),) for n in range(3000)],
     )
     ini = demo_site.write_ini(batch_size=1)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "heartbeat", "--config", str(ini), "run", "--verbose"],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
+    process = start_cli("--config", str(ini), "run", "--verbose", stderr=None)
     assert process.stdout is not None
     for line in process.stdout:
         if "] student " in line:

@@ -32,7 +32,7 @@ import pytest
 
 from heartbeat.errors import DatabaseError
 from heartbeat.run import Output, execute
-from tests.conftest import DB_PASSWORD, DB_USER, ROOT, Site, make_site
+from tests.conftest import DB_PASSWORD, DB_USER, ROOT, Site, make_site, start_cli
 from tests.mariadb_server import MariaDBServer
 
 # Small lock waits so that a blocked job gives up within seconds.
@@ -300,13 +300,7 @@ def test_server_killed_while_a_batch_is_evaluated(fsite: Site) -> None:
 def test_cli_run_with_the_server_killed_mid_run(fsite: Site) -> None:
     """As cron runs it: a real process, --verbose, the server SIGKILLed at student 35."""
     ini = fsite.write_ini()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "heartbeat", "--config", str(ini), "run", "--verbose"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
+    process = start_cli("--config", str(ini), "run", "--verbose")
     assert process.stdout is not None
     students = 0
     for line in process.stdout:
@@ -501,16 +495,7 @@ def test_deadlock_with_another_session(fsite: Site) -> None:
 def test_ten_runs_at_once_on_one_host(demo_site: Site) -> None:
     add_students(demo_site, 3000)
     ini = demo_site.write_ini(batch_size=100)
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-m", "heartbeat", "--config", str(ini), "run"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )
-        for _ in range(10)
-    ]
+    processes = [start_cli("--config", str(ini), "run") for _ in range(10)]
     outputs = [p.communicate(timeout=180) for p in processes]
     assert [p.returncode for p in processes] == [0] * 10, outputs
     assert all(err == "" for _, err in outputs), outputs
@@ -649,13 +634,7 @@ def test_reader_gone_mid_run_closed_pipe(demo_site: Site) -> None:
     completes and records itself, and exits 1 saying the output was lost."""
     add_students(demo_site, 2000)
     ini = demo_site.write_ini()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "heartbeat", "--config", str(ini), "run", "--verbose"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
+    process = start_cli("--config", str(ini), "run", "--verbose")
     assert process.stdout is not None and process.stderr is not None
     assert "Starting heartbeat run" in process.stdout.readline()
     process.stdout.close()
@@ -678,13 +657,7 @@ def test_report_into_a_closed_pipe(demo_site: Site) -> None:
     )
     ini = demo_site.write_ini()
     for args in (["report"], ["report", "--format", "json"]):
-        process = subprocess.Popen(
-            [sys.executable, "-m", "heartbeat", "--config", str(ini), *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )
+        process = start_cli("--config", str(ini), *args)
         assert process.stdout is not None and process.stderr is not None
         assert process.stdout.readline()
         process.stdout.close()

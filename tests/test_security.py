@@ -6,18 +6,16 @@ verbatim and inject nothing, whatever the server's ``sql_mode``."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pymysql
 import pytest
 
-from tests.conftest import DB_PASSWORD, ROOT, Site, run_cli
+from tests.conftest import DB_PASSWORD, ROOT, Site, run_cli, start_cli
 from tests.mariadb_server import SQL_DIR, MariaDBServer, run_sql_file
 from tests.test_schema import PHP_TABLES
 
@@ -48,16 +46,7 @@ def test_password_never_in_argv_environment_or_output(demo_site: Site) -> None:
         [(str(30000 + n),) for n in range(2000)],
     )
     ini = demo_site.write_ini(batch_size=1)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "heartbeat", "--config", str(ini), "run", "--verbose"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={
-            **{k: v for k, v in os.environ.items() if not k.startswith("ALT42_")},
-            "PYTHONPATH": str(ROOT),
-        },
-    )
+    process = start_cli("--config", str(ini), "run", "--verbose")
     assert process.stdout is not None
     seen = []
     for line in process.stdout:
