@@ -344,6 +344,10 @@ def cmd_prune(config: Config, args: argparse.Namespace) -> int:
     conn = db.connect(config.database)
     try:
         with db.errors_as("pruning old rows"):
+            # Every web server may schedule prune at the same minute: one at a time.
+            if db.named_lock(conn, db.lock_name(config.database, "prune")) is False:
+                say("Skipped: another server is pruning")
+                return EXIT_OK
             deleted = retention.prune(
                 conn,
                 db.Tables(config.database.prefix),

@@ -10,9 +10,10 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, TypeVar
 
 import pymysql
 import pymysql.converters
@@ -154,6 +155,34 @@ def connect(cfg: DatabaseConfig, statement_timeout: Optional[int] = None) -> Any
 
 UNKNOWN_SYSTEM_VARIABLE = 1193
 
+#: ER_LOCK_DEADLOCK: InnoDB chose this transaction as a deadlock victim, or Galera
+#: aborted it because a conflicting write on another node was certified first.
+LOCK_DEADLOCK = 1213
+DEADLOCK_ATTEMPTS = 4
+
+_T = TypeVar("_T")
+
+
+def retry_deadlocks(conn: Any, work: Callable[[], _T], attempts: int = DEADLOCK_ATTEMPTS) -> _T:
+    """Run ``work`` (one short transaction on ``conn``, committed inside) again when the
+    server rolled it back with "Deadlock found ... try restarting transaction".
+
+    Both InnoDB and Galera mean it literally: the transaction is gone and running it
+    again is correct. This is how several servers claim one slot or prune one table at
+    the same time: the loser's retry sees the winner's committed row. ``work`` must have
+    no effect outside the database. Any other error, or the last attempt's, propagates.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return work()
+        except pymysql.err.OperationalError as exc:
+            if exc.args[0] != LOCK_DEADLOCK or attempt == attempts:
+                raise
+            with contextlib.suppress(*DRIVER_ERRORS):
+                conn.rollback()
+            time.sleep(0.05 * attempt)  # let the winner's write reach this node
+    raise AssertionError("unreachable")  # pragma: no cover
+
 
 def stream(conn: Any, sql: str, params: Any = None) -> Iterator[tuple[Any, ...]]:
     """Rows of a query through an unbuffered cursor: memory stays flat for big results."""
@@ -192,6 +221,32 @@ def columns_of(conn: Any, tables: Tables) -> dict[str, set[str]]:
         for table, column in cur.fetchall():
             found.setdefault(str(table), set()).add(str(column).lower())
     return found
+
+
+def lock_name(cfg: DatabaseConfig, job: str) -> str:
+    """The ``GET_LOCK`` name of ``job`` (heartbeat, prune): one per Moodle database and
+    prefix, so that two sites on one server never block each other (at most 64 chars)."""
+    name = "alt42_heartbeat" if job == "heartbeat" else f"alt42_heartbeat_{job}"
+    return f"{name}:{cfg.name}:{cfg.prefix}"[:64]
+
+
+def named_lock(conn: Any, name: str) -> Optional[bool]:
+    """``GET_LOCK(name, 0)`` for the session of ``conn`` (released when it closes).
+
+    True if taken, False if another session holds it, None where the server refuses
+    named locks (MariaDB Galera 10.6.12/13: ER_NOT_SUPPORTED_YET). Later Galera versions
+    grant it per node: callers must not rely on it alone across servers.
+    """
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT GET_LOCK(%s, 0)", (name,))
+            row = cur.fetchone()
+    except pymysql.err.OperationalError:
+        raise
+    except pymysql.err.MySQLError:
+        conn.rollback()
+        return None
+    return None if row is None or row[0] is None else bool(row[0])
 
 
 def close_quietly(conn: Any) -> None:

@@ -2,7 +2,8 @@
 
 Deletes go in small batches (``DELETE ... ORDER BY id LIMIT n``, one short transaction
 each) through the time indexes ``migrate`` creates, so a prune never holds a lock on a
-whole table while Moodle's pages read it.
+whole table while Moodle's pages read it. A batch that loses a deadlock (or, on Galera,
+a certification conflict with a prune on another node) is simply run again.
 """
 
 from __future__ import annotations
@@ -33,13 +34,16 @@ def prune(
     for attr, column in DATED_COLUMNS.items():
         table = getattr(tables, attr)
         total = 0
-        while True:
+        statement = f"DELETE FROM {table} WHERE {column} < %s ORDER BY id LIMIT {int(batch_size)}"
+
+        def delete_batch(statement: str = statement) -> int:
             with conn.cursor() as cur:
-                count = cur.execute(
-                    f"DELETE FROM {table} WHERE {column} < %s ORDER BY id LIMIT {int(batch_size)}",
-                    (cutoff,),
-                )
+                count = int(cur.execute(statement, (cutoff,)))
             conn.commit()
+            return count
+
+        while True:
+            count = db.retry_deadlocks(conn, delete_batch)
             total += count
             if count < batch_size:
                 break

@@ -10,8 +10,9 @@ part-way, so a failed run is visible to monitoring.
 Several web servers of one Moodle site may all run the cron entry: the database
 decides which one runs a schedule slot. A named lock (``GET_LOCK``, as Moodle's own cron
 uses) keeps two runs from overlapping, and the run row's unique ``slot_start`` keeps a
-second server from running the same slot again after the first finished (and still
-holds on MariaDB Galera, which refuses ``GET_LOCK``). The losers exit 0, ``skipped``.
+second server from running the same slot again after the first finished. On MariaDB
+Galera the named lock is per node (or refused), so there the slot row decides alone. The
+losers exit 0, ``skipped``.
 
 A deadline (``max_run_minutes``) and SIGTERM/SIGINT stop the run between batches: the
 batch in hand is committed, the run is recorded ``aborted`` and the job exits 4.
@@ -292,25 +293,6 @@ def slot_start(moment: dt.datetime, interval_minutes: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).replace(tzinfo=None)
 
 
-def lock_name(config: Config) -> str:
-    """The ``GET_LOCK`` name: one per Moodle database and prefix (at most 64 characters)."""
-    return f"alt42_heartbeat:{config.database.name}:{config.database.prefix}"[:64]
-
-
-def _named_lock(conn: Any, name: str) -> Optional[bool]:
-    """True if taken, False if another server holds it, None where unavailable (Galera)."""
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT GET_LOCK(%s, 0)", (name,))
-            row = cur.fetchone()
-    except pymysql.err.OperationalError:
-        raise
-    except pymysql.err.MySQLError:
-        conn.rollback()
-        return None  # e.g. Galera: ER_NOT_SUPPORTED; the slot row still guards
-    return None if row is None or row[0] is None else bool(row[0])
-
-
 def _claim_slot(
     conn: Any,
     tables: db.Tables,
@@ -560,14 +542,23 @@ def _claim(
     run_start: dt.datetime,
     force: bool,
 ) -> Optional[str]:
-    """Take the site-wide lock and the slot; None when this server runs, else who does."""
-    if _named_lock(conn, lock_name(config)) is False:
+    """Take the site-wide lock and the slot; None when this server runs, else who does.
+
+    On Galera the named lock is per node (or refused), so servers on different nodes
+    reach the slot row together and one of them gets a certification conflict at commit:
+    its retry then finds the winner's row, and it skips like any other loser.
+    """
+    if db.named_lock(conn, db.lock_name(config.database, "heartbeat")) is False:
         return "a run on another server (database lock held)"
     settings = config.heartbeat
     stale = run_start - dt.timedelta(minutes=settings.max_run_minutes, hours=1)
-    _close_stale_runs(conn, tables, stale)
     slot = None if force else slot_start(run_start, settings.interval_minutes)
-    return _claim_slot(conn, tables, run_id, run_start, slot)
+
+    def claim() -> Optional[str]:
+        _close_stale_runs(conn, tables, stale)
+        return _claim_slot(conn, tables, run_id, run_start, slot)
+
+    return db.retry_deadlocks(conn, claim)
 
 
 def _stop_reason(stop: _StopFlag, deadline: float, max_minutes: int) -> Optional[str]:

@@ -7,6 +7,9 @@ afterwards. The benchmark imports this module too, so both measure the same set-
 
 from __future__ import annotations
 
+import glob
+import os
+import pwd
 import shutil
 import signal
 import socket
@@ -29,14 +32,27 @@ def _free_port() -> int:
 
 
 class MariaDBServer:
-    """One mariadbd process with its own data dir, socket and port."""
+    """One mariadbd process with its own data dir, socket and port.
 
-    def __init__(self, base_dir: Optional[str] = None, extra_args: tuple[str, ...] = ()) -> None:
+    ``os_user`` is the system user mariadbd runs as (root for a plain test server;
+    ``mysql`` for Galera nodes, whose rsync state transfer refuses a root server).
+    ``install=False`` leaves the data dir empty: a Galera joiner receives it by SST.
+    """
+
+    def __init__(
+        self,
+        base_dir: Optional[str] = None,
+        extra_args: tuple[str, ...] = (),
+        os_user: str = "root",
+        install: bool = True,
+    ) -> None:
         self.base = Path(base_dir or tempfile.mkdtemp(prefix="alt42-mariadb-"))
         self.datadir = self.base / "data"
         self.socket = str(self.base / "mysqld.sock")
         self.port = _free_port()
         self.extra_args = extra_args
+        self.os_user = os_user
+        self.run_install = install
         self.process: Optional[subprocess.Popen[bytes]] = None
         self.log = self.base / "mysqld.log"
 
@@ -46,12 +62,18 @@ class MariaDBServer:
         if (self.datadir / "mysql").is_dir():
             return
         self.datadir.mkdir(parents=True, exist_ok=True)
+        if self.os_user != "root":
+            account = pwd.getpwnam(self.os_user)
+            for path in (self.base, self.datadir):
+                os.chown(path, account.pw_uid, account.pw_gid)
+        if not self.run_install:
+            return
         subprocess.run(
             [
                 "mariadb-install-db",
                 "--no-defaults",
                 f"--datadir={self.datadir}",
-                "--user=root",
+                f"--user={self.os_user}",
                 "--auth-root-authentication-method=normal",
                 "--skip-test-db",
             ],
@@ -60,7 +82,7 @@ class MariaDBServer:
             stderr=subprocess.DEVNULL,
         )
 
-    def start(self) -> MariaDBServer:
+    def start(self, timeout: float = 60) -> MariaDBServer:
         """Start the server and wait until it answers; sets the root password once."""
         self.install()
         self.port = _free_port()
@@ -73,7 +95,7 @@ class MariaDBServer:
                     f"--socket={self.socket}",
                     f"--port={self.port}",
                     "--bind-address=127.0.0.1",
-                    "--user=root",
+                    f"--user={self.os_user}",
                     f"--pid-file={self.base / 'mysqld.pid'}",
                     "--skip-name-resolve",
                     "--innodb-buffer-pool-size=256M",
@@ -85,7 +107,7 @@ class MariaDBServer:
                 stderr=log,
                 start_new_session=True,
             )
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"mariadbd exited early; see {self.log}")
@@ -106,7 +128,7 @@ class MariaDBServer:
                         cur.execute("GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION")
                 return self
             time.sleep(0.2)
-        raise RuntimeError(f"mariadbd did not answer within 60 s; see {self.log}")
+        raise RuntimeError(f"mariadbd did not answer within {timeout:.0f} s; see {self.log}")
 
     def stop(self, hard: bool = False) -> None:
         """Stop the server (SIGKILL with ``hard``, to simulate a crash)."""
@@ -166,3 +188,84 @@ def run_sql_file(cursor: Any, path: Path, prefix: str = "mdl_") -> None:
         statement = chunk.strip().rstrip(";")
         if statement:
             cursor.execute(statement.replace("mdl_", prefix))
+
+
+def galera_provider() -> str:
+    """Path of the Galera library (Debian's ``galera-4``, a dependency of mariadb-server)."""
+    found = sorted(glob.glob("/usr/lib/galera*/libgalera_smm.so"))
+    if not found:
+        raise RuntimeError(
+            "no libgalera_smm.so under /usr/lib/galera*: install galera-4 (scripts/bootstrap)"
+        )
+    return found[0]
+
+
+class GaleraCluster:
+    """A real MariaDB Galera cluster of ``size`` nodes on loopback, for the tests.
+
+    The first node bootstraps the cluster (``--wsrep-new-cluster``), the others join it
+    and receive their data by rsync SST, exactly as a production node does. Every node
+    has its own socket and SQL port; the root account is the first node's, replicated.
+    """
+
+    def __init__(self, size: int = 2) -> None:
+        self.base = Path(tempfile.mkdtemp(prefix="alt42-galera-"))
+        self.nodes: list[MariaDBServer] = []
+        provider = galera_provider()
+        first_gcomm = 0
+        for index in range(size):
+            gcomm, ist, sst = _free_port(), _free_port(), _free_port()
+            if index == 0:
+                first_gcomm = gcomm
+            address = "gcomm://" if index == 0 else f"gcomm://127.0.0.1:{first_gcomm}"
+            args = (
+                "--wsrep_on=ON",
+                f"--wsrep_provider={provider}",
+                "--wsrep_cluster_name=alt42-test",
+                f"--wsrep_cluster_address={address}",
+                "--wsrep_node_address=127.0.0.1",
+                f"--wsrep_node_name=node{index + 1}",
+                "--wsrep_provider_options="
+                f"gmcast.listen_addr=tcp://127.0.0.1:{gcomm};ist.recv_addr=127.0.0.1:{ist}",
+                "--wsrep_sst_method=rsync",
+                f"--wsrep_sst_receive_address=127.0.0.1:{sst}",
+                "--binlog_format=ROW",
+                "--innodb_autoinc_lock_mode=2",
+                *(("--wsrep-new-cluster",) if index == 0 else ()),
+            )
+            self.nodes.append(
+                MariaDBServer(
+                    str(self.base / f"node{index + 1}"),
+                    extra_args=args,
+                    os_user="mysql",
+                    install=index == 0,
+                )
+            )
+
+    def start(self) -> GaleraCluster:
+        """Start node 1, then each joiner; return once every node is Synced."""
+        self.base.chmod(0o755)  # the mysql user walks into its node's directory
+        for node in self.nodes:
+            node.base.mkdir(parents=True, exist_ok=True)
+            node.start(timeout=120)
+            self.wait_synced(node)
+        return self
+
+    def wait_synced(self, node: MariaDBServer, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        state = size = ""
+        while time.monotonic() < deadline:
+            with node.connect() as conn, conn.cursor() as cur:
+                cur.execute("SHOW STATUS LIKE 'wsrep_local_state_comment'")
+                state = cur.fetchone()[1]
+                cur.execute("SHOW STATUS LIKE 'wsrep_cluster_size'")
+                size = cur.fetchone()[1]
+            if state == "Synced" and int(size) == self.nodes.index(node) + 1:
+                return
+            time.sleep(0.3)
+        raise RuntimeError(f"Galera node {node.base} is {state!r} in a cluster of {size}")
+
+    def destroy(self) -> None:
+        for node in reversed(self.nodes):
+            node.stop()
+        shutil.rmtree(self.base, ignore_errors=True)

@@ -13,7 +13,7 @@ import pytest
 
 from heartbeat import db
 from heartbeat.errors import DatabaseError
-from heartbeat.run import Output, execute, lock_name, slot_start
+from heartbeat.run import Output, execute, slot_start
 from tests.conftest import Monitor, Site, start_cli
 
 quiet = Output(say=lambda _m: None)
@@ -42,7 +42,8 @@ def test_second_run_in_the_same_slot_is_skipped(demo_site: Site) -> None:
 
 def test_database_lock_held_elsewhere_means_skipped(demo_site: Site) -> None:
     with demo_site.conn() as other, other.cursor() as cur:
-        cur.execute("SELECT GET_LOCK(%s, 0)", (lock_name(demo_site.config()),))
+        name = db.lock_name(demo_site.config().database, "heartbeat")
+        cur.execute("SELECT GET_LOCK(%s, 0)", (name,))
         assert cur.fetchone()[0] == 1
         summary = execute(demo_site.config(), quiet)
         assert summary.status == "skipped" and summary.exit_code == 0

@@ -8,7 +8,7 @@ from typing import Optional
 
 import pytest
 
-from heartbeat import metrics, ping
+from heartbeat import db, metrics, ping
 from heartbeat.status import CRITICAL, OK, UNKNOWN, WARNING, RunRow, assess
 from tests.conftest import Monitor, Site, run_cli
 
@@ -95,6 +95,24 @@ def test_prune_deletes_old_rows_in_batches_and_keeps_recent_ones(demo_site: Site
     assert demo_site.scalar("SELECT COUNT(*) FROM mdl_alt42_event_processing_log") == 8
     assert demo_site.scalar("SELECT COUNT(*) FROM mdl_alt42_heartbeat_log") == 1
     assert "0 row(s) deleted" in demo_site.cli("prune", "--days", "1").stdout
+
+
+def test_prune_skips_while_another_server_prunes(demo_site: Site) -> None:
+    """Every web server schedules prune at the same minute: the named lock lets one work."""
+    old = "UTC_TIMESTAMP() - INTERVAL 100 DAY"
+    demo_site.execute(
+        f"INSERT INTO mdl_alt42_heartbeat_log (execution_time, created_at) VALUES ({old}, {old})"
+    )
+    name = db.lock_name(demo_site.config().database, "prune")
+    with demo_site.conn() as other, other.cursor() as cur:
+        cur.execute("SELECT GET_LOCK(%s, 0)", (name,))
+        assert cur.fetchone()[0] == 1
+        held = demo_site.cli("prune")
+        assert held.returncode == 0, held.stderr
+        assert "Skipped: another server is pruning" in held.stdout
+        assert demo_site.scalar("SELECT COUNT(*) FROM mdl_alt42_heartbeat_log") == 1
+    freed = demo_site.cli("prune")  # the lock went with the other session
+    assert "Pruned 1 row(s) from mdl_alt42_heartbeat_log" in freed.stdout
 
 
 def test_metrics_textfile_is_replaced_atomically(tmp_path: Path) -> None:

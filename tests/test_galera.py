@@ -1,0 +1,221 @@
+"""One run per slot on a real MariaDB Galera cluster (two nodes on loopback).
+
+Galera is where the database lock cannot be trusted: depending on the version MariaDB
+refuses ``GET_LOCK`` under ``wsrep_on`` or grants it on each node separately, so two web
+servers connected to different nodes both get "the" lock. The run row's unique
+``slot_start`` must decide alone, and a conflicting claim on another node fails at
+commit with a certification conflict (error 1213), not with a duplicate key: the
+servers that lose must still exit 0 with a ``Skipped`` line, never 3.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pymysql
+import pytest
+
+from heartbeat import db
+from heartbeat.run import slot_start
+from tests.conftest import DB_PASSWORD, DB_USER, Site, make_site, start_cli
+from tests.mariadb_server import GaleraCluster
+
+INTERVAL = 1440  # one slot per day: no slot boundary falls inside a test
+
+
+@pytest.fixture(scope="module")
+def galera() -> Iterator[GaleraCluster]:
+    cluster = GaleraCluster(size=2).start()
+    cluster.nodes[0].create_user(DB_USER, DB_PASSWORD, "GRANT ALL ON `alt42\\_t\\_%`.* TO {user}")
+    yield cluster
+    cluster.destroy()
+
+
+@pytest.fixture
+def sites(galera: GaleraCluster, tmp_path: Path) -> Iterator[list[Site]]:
+    """The demo site, migrated on node 1; one Site (own INI, own lock file) per node."""
+    first = make_site(galera.nodes[0], tmp_path / "node1", demo=True)
+    (tmp_path / "node1").mkdir()
+    first.heartbeat = {"interval_minutes": INTERVAL}
+    first.migrate()
+    per_node = [first]
+    for number, node in enumerate(galera.nodes[1:], start=2):
+        folder = tmp_path / f"node{number}"
+        folder.mkdir()
+        per_node.append(Site(node, first.name, first.prefix, folder, dict(first.heartbeat)))
+    for site in per_node:
+        site.write_ini()
+    _wait_replicated(per_node, "SELECT COUNT(*) FROM mdl_alt42_heartbeat_log", 0)
+    yield per_node
+    with galera.nodes[0].connect() as conn, conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{first.name}`")
+
+
+def _wait_replicated(sites: list[Site], sql: str, expected: object) -> None:
+    """Galera applies other nodes' writes asynchronously: wait until every node agrees."""
+    deadline = time.monotonic() + 20
+    while True:
+        seen = [site.scalar(sql) for site in sites]
+        if all(value == expected for value in seen) or time.monotonic() > deadline:
+            assert seen == [expected] * len(sites), sql
+            return
+        time.sleep(0.2)
+
+
+def _away_from_a_slot_boundary() -> None:
+    now = dt.datetime.now(dt.timezone.utc)
+    slot_end = slot_start(now, INTERVAL) + dt.timedelta(minutes=INTERVAL)
+    left = (slot_end - now.replace(tzinfo=None)).total_seconds()
+    if left < 120:
+        time.sleep(left + 1)
+
+
+def _outcome(processes: list[subprocess.Popen[str]]) -> tuple[list[int], int, int, list[str]]:
+    outputs = [p.communicate(timeout=180) for p in processes]
+    codes = [p.returncode for p in processes]
+    ran = sum("Completed: 8 processed" in out for out, _ in outputs)
+    skipped = sum("Skipped:" in out for out, _ in outputs)
+    return codes, ran, skipped, [out + err for out, err in outputs]
+
+
+def test_get_lock_does_not_span_the_nodes(sites: list[Site]) -> None:
+    """Why the slot row is needed: each node grants the same named lock (or refuses it)."""
+    name = db.lock_name(sites[0].config().database, "heartbeat")
+    held = []
+    connections = [site.conn() for site in sites]
+    try:
+        for conn in connections:
+            with conn.cursor() as cur:
+                try:
+                    cur.execute("SELECT GET_LOCK(%s, 0)", (name,))
+                    held.append(cur.fetchone()[0])
+                except pymysql.err.MySQLError as exc:  # 10.6.12/13: ER_NOT_SUPPORTED_YET
+                    held.append(exc.args[0])
+    finally:
+        for conn in connections:
+            conn.close()
+    assert held in ([1, 1], [1235, 1235]), held
+
+
+def test_claims_committing_together_on_two_nodes_give_one_run(sites: list[Site]) -> None:
+    """Both nodes' claims wait behind an uncommitted row of the slot, then commit at once.
+
+    The blockers are rolled back together, so both claims commit within a millisecond:
+    Galera certifies one and aborts the other with 1213. Repeated to make the race real.
+    """
+    for round_number in range(4):
+        _away_from_a_slot_boundary()
+        slot = slot_start(dt.datetime.now(dt.timezone.utc), INTERVAL)
+        blockers = [site.server.connect(site.name) for site in sites]
+        for blocker in blockers:
+            blocker.autocommit(False)
+            with blocker.cursor() as cur:
+                cur.execute(
+                    "INSERT INTO mdl_alt42_heartbeat_log (execution_time, created_at, status,"
+                    " run_id, slot_start) VALUES (UTC_TIMESTAMP(), UTC_TIMESTAMP(), 'running',"
+                    " %s, %s)",
+                    (f"blocker-{round_number}-{id(blocker)}", slot),
+                )
+        processes = [start_cli("--config", str(s.tmp / "heartbeat.ini"), "run") for s in sites]
+        _wait_for_lock_waits(sites)
+        barrier = threading.Barrier(len(blockers))
+        threads = [threading.Thread(target=_release, args=(b, barrier)) for b in blockers]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for blocker in blockers:
+            blocker.close()
+        codes, ran, skipped, outputs = _outcome(processes)
+        assert codes == [0, 0], outputs
+        assert (ran, skipped) == (1, 1), outputs
+        _wait_replicated(sites, "SELECT COUNT(*) FROM mdl_alt42_heartbeat_log", 1)
+        assert sites[1].query("SELECT status, students_processed FROM mdl_alt42_heartbeat_log") == [
+            ("success", 8)
+        ]
+        _wait_replicated(sites, "SELECT COUNT(*) FROM mdl_alt42_event_processing_log", 8)
+        for site in sites[:1]:
+            site.execute("DELETE FROM mdl_alt42_scenario_evaluation_log")
+            site.execute("DELETE FROM mdl_alt42_event_processing_log")
+            site.execute("DELETE FROM mdl_alt42_heartbeat_log")
+        _wait_replicated(sites, "SELECT COUNT(*) FROM mdl_alt42_heartbeat_log", 0)
+
+
+def _release(blocker: pymysql.Connection, barrier: threading.Barrier) -> None:
+    """Roll the blocker back at the same instant as the other node's blocker."""
+    barrier.wait()
+    with contextlib.suppress(pymysql.err.MySQLError):  # Galera may have aborted it already
+        blocker.rollback()
+
+
+def _wait_for_lock_waits(sites: list[Site]) -> None:
+    """Until each node has a job transaction waiting on the blocker's row lock."""
+    deadline = time.monotonic() + 60
+    while True:
+        waiting = [
+            site.scalar(
+                "SELECT COUNT(*) FROM information_schema.innodb_trx WHERE trx_state = 'LOCK WAIT'"
+            )
+            for site in sites
+        ]
+        if all(count >= 1 for count in waiting):
+            return
+        assert time.monotonic() < deadline, f"the claims never waited: {waiting}"
+        time.sleep(0.05)
+
+
+def test_servers_on_both_nodes_starting_together_give_one_run(sites: list[Site]) -> None:
+    """Three 'web servers' per node (own INI and lock file each), three slots in a row."""
+    for _ in range(3):
+        _away_from_a_slot_boundary()
+        processes = []
+        for site in sites:
+            for n in range(3):
+                ini = site.tmp / f"server{n}.ini"
+                shutil.copy(site.tmp / "heartbeat.ini", ini)
+                ini.write_text(
+                    ini.read_text().replace(site.lock_file, str(site.tmp / f"server{n}.lock"))
+                )
+                processes.append(start_cli("--config", str(ini), "run"))
+        codes, ran, skipped, outputs = _outcome(processes)
+        assert codes == [0] * 6, outputs
+        assert (ran, skipped) == (1, 5), outputs
+        _wait_replicated(sites, "SELECT COUNT(*) FROM mdl_alt42_event_processing_log", 8)
+        _wait_replicated(sites, "SELECT COUNT(*) FROM mdl_alt42_scenario_evaluation_log", 40)
+        sites[0].execute("DELETE FROM mdl_alt42_scenario_evaluation_log")
+        sites[0].execute("DELETE FROM mdl_alt42_event_processing_log")
+        sites[0].execute("DELETE FROM mdl_alt42_heartbeat_log")
+        _wait_replicated(sites, "SELECT COUNT(*) FROM mdl_alt42_heartbeat_log", 0)
+
+
+def test_prunes_on_both_nodes_at_once_delete_everything_and_exit_0(sites: list[Site]) -> None:
+    """The prune lock is per node on Galera: both prunes run, and their batches conflict."""
+    old = "UTC_TIMESTAMP() - INTERVAL 100 DAY"
+    sites[0].executemany(
+        "INSERT INTO mdl_alt42_scenario_evaluation_log (scenario_id, student_id, rules_count,"
+        " evaluation_mode, evaluation_result, evaluated_at)"
+        f" VALUES ('S0', %s, 0, 'x', '{{}}', {old})",
+        [(str(n),) for n in range(3000)],
+    )
+    _wait_replicated(sites, "SELECT COUNT(*) FROM mdl_alt42_scenario_evaluation_log", 3000)
+    for site in sites:
+        ini = site.tmp / "heartbeat.ini"
+        ini.write_text(ini.read_text() + "[retention]\ndays = 90\nbatch_size = 100\n")
+    processes = [start_cli("--config", str(site.tmp / "heartbeat.ini"), "prune") for site in sites]
+    outputs = [p.communicate(timeout=180) for p in processes]
+    assert [p.returncode for p in processes] == [0, 0], outputs
+    deleted = [
+        int(line.split("Pruned ")[1].split()[0])
+        for out, _ in outputs
+        for line in out.splitlines()
+        if "from mdl_alt42_scenario_evaluation_log" in line
+    ]
+    assert sum(deleted) == 3000, outputs
+    _wait_replicated(sites, "SELECT COUNT(*) FROM mdl_alt42_scenario_evaluation_log", 0)
