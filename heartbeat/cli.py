@@ -10,10 +10,12 @@ or signal). ``status`` follows the monitoring-plugin convention instead (0-3).
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import datetime as dt
 import json
 import os
+import stat
 import sys
 import time
 import traceback
@@ -23,6 +25,7 @@ from typing import Any, Callable, NoReturn, Optional, TextIO
 from heartbeat import (
     __version__,
     db,
+    mail,
     metrics,
     ping,
     report,
@@ -33,7 +36,14 @@ from heartbeat import (
     students,
 )
 from heartbeat.config import Config, MonitoringConfig, load_config
-from heartbeat.errors import EXIT_CONFIG, EXIT_OK, EXIT_PARTIAL, DatabaseError, HeartbeatError
+from heartbeat.errors import (
+    EXIT_CONFIG,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    ConfigError,
+    DatabaseError,
+    HeartbeatError,
+)
 from heartbeat.run import Output, RunSummary, execute
 
 
@@ -51,6 +61,8 @@ def _printer(stream: TextIO) -> Callable[[str], None]:
 
 #: Writes to stdout/stderr that failed (full disk under the log, closed pipe).
 _LOST_OUTPUT: list[str] = []
+#: The last lines this process printed, for the failure mail (bounded: --verbose runs).
+_TRANSCRIPT: collections.deque[str] = collections.deque(maxlen=100)
 
 
 def _emit(text: str, stream: TextIO) -> None:
@@ -61,6 +73,7 @@ def _emit(text: str, stream: TextIO) -> None:
     non-zero. The stream is pointed at /dev/null so that its unwritten buffer cannot
     fail again when Python exits.
     """
+    _TRANSCRIPT.append(text)
     try:
         print(text, file=stream, flush=True)
     except OSError as exc:
@@ -138,8 +151,11 @@ def _positive(text: str) -> int:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     _LOST_OUTPUT.clear()
+    _TRANSCRIPT.clear()
+    log_hint = _log_hint()  # now: a stdout that fails later is pointed at /dev/null
     verbose = bool(getattr(args, "verbose", False))
     error = _printer(sys.stderr)
+    config: Optional[Config] = None
     try:
         config = load_config(args.config)
         handler: Callable[[Config, argparse.Namespace], int] = COMMANDS[args.command]
@@ -161,8 +177,30 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             f"ERROR: output lost, cannot write to {_LOST_OUTPUT[0]}; the command itself"
             " finished (a run records its result in the database: alt42-heartbeat report)"
         )
-        return code or EXIT_PARTIAL
+        code = code or EXIT_PARTIAL
+    if config is not None and args.command == "run" and not args.dry_run and code != EXIT_OK:
+        _mail_failure(config.monitoring, code, log_hint, _printer(sys.stderr))
     return code
+
+
+def _mail_failure(
+    monitoring: MonitoringConfig, code: int, log_hint: str, warn: Callable[[str], None]
+) -> None:
+    """Mail the run's output to ``[monitoring] mail_to``, if set (skipped runs exit 0)."""
+    if not monitoring.mail_to:
+        return
+    message = mail.failure_message(
+        monitoring.mail_to, monitoring.mail_from, code, list(_TRANSCRIPT), log_hint
+    )
+    mail.send(monitoring.sendmail, message, warn)
+
+
+def _log_hint() -> str:
+    """Where this run's whole output went: cron's ``>> file`` shows as stdout's file."""
+    with contextlib.suppress(OSError):
+        if stat.S_ISREG(os.fstat(sys.stdout.fileno()).st_mode):
+            return f"The whole output is in {os.readlink('/proc/self/fd/1')}."
+    return "The whole output is where the job's output goes (under cron: its log file)."
 
 
 def cmd_run(config: Config, args: argparse.Namespace) -> int:
@@ -254,6 +292,15 @@ def cmd_check(config: Config, args: argparse.Namespace) -> int:
     book = rules.load_rule_book(config.heartbeat.rules)
     rule_count = len(set(rules.rule_ids(book)))
     say(f"OK rule book {book.source}: {len(book.scenarios)} scenarios, {rule_count} rules")
+    monitoring = config.monitoring
+    if monitoring.mail_to:
+        if not os.access(monitoring.sendmail, os.X_OK):
+            raise ConfigError(
+                f"{config.path}: [monitoring] sendmail = {monitoring.sendmail} cannot be run,"
+                " so failure mail cannot be sent; install an MTA (exim4-daemon-light, postfix,"
+                " or msmtp-mta to relay to an SMTP server) or set sendmail to its command"
+            )
+        say(f"OK failure mail to {', '.join(monitoring.mail_to)} via {monitoring.sendmail}")
     conn = db.connect(config.database)
     try:
         say(f"OK connected to {db.describe_target(config.database)}")

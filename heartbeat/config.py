@@ -63,13 +63,16 @@ class HeartbeatConfig:
 
 @dataclass(frozen=True)
 class MonitoringConfig:
-    """Dead-man's switch pings, the Prometheus textfile and the status check."""
+    """Dead-man's switch pings, the Prometheus textfile, the status check, failure mail."""
 
     ping_url: Optional[str] = field(default=None, repr=False)  # holds the check's secret id
     ping_timeout_seconds: int = 5
     ping_retries: int = 2
     metrics_file: Optional[str] = None
     grace_minutes: int = 10
+    mail_to: tuple[str, ...] = ()  # failure mail recipients; empty: no mail
+    mail_from: Optional[str] = None  # From: header; None lets the MTA choose
+    sendmail: str = "/usr/sbin/sendmail"
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,9 @@ KNOWN_KEYS: Mapping[str, tuple[str, ...]] = {
         "ping_retries",
         "metrics_file",
         "grace_minutes",
+        "mail_to",
+        "mail_from",
+        "sendmail",
     ),
     "retention": ("days", "batch_size"),
 }
@@ -174,9 +180,15 @@ ALIASES: Mapping[str, str] = {
     "lockfile": "lock_file",
     "rulebook": "rules",
     "rule_book": "rules",
+    "mailto": "mail_to",
+    "email": "mail_to",
+    "mail": "mail_to",
+    "sendmail_path": "sendmail",
 }
 
 PREFIX_PATTERN = re.compile(r"[A-Za-z0-9_]{0,30}")
+#: A mail address as the MTA takes it on a To:/From: line: user@domain, or a local user.
+MAIL_ADDRESS = re.compile(r"[A-Za-z0-9._%+=-]+(@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*)?")
 _NO_DEFAULT_SECTION = "\x00no default section"  # makes a [DEFAULT] section an unknown one
 
 
@@ -361,7 +373,39 @@ def monitoring_config(section: Mapping[str, str], path: str) -> MonitoringConfig
             f"{path}: [monitoring] metrics_file = {metrics_file!r} must be an absolute path "
             "ending in .prom; set e.g. /var/lib/prometheus/node-exporter/alt42_heartbeat.prom"
         )
-    return MonitoringConfig(ping_url=ping_url, metrics_file=metrics_file, **numbers)
+    where = f"{path}: [monitoring]"
+    mail_to = tuple(
+        _mail_address(item.strip(), f"{where} mail_to")
+        for item in section.get("mail_to", "").split(",")
+        if item.strip()
+    )
+    mail_from = section.get("mail_from") or None
+    if mail_from is not None:
+        mail_from = _mail_address(mail_from.strip(), f"{where} mail_from")
+    sendmail = section.get("sendmail", MonitoringConfig.sendmail)
+    if not os.path.isabs(sendmail) or _has_control(sendmail):
+        raise ConfigError(
+            f"{where} sendmail = {sendmail!r} is not an absolute path; set the path of the "
+            "MTA's sendmail command (e.g. /usr/sbin/sendmail) or remove the key"
+        )
+    return MonitoringConfig(
+        ping_url=ping_url,
+        metrics_file=metrics_file,
+        mail_to=mail_to,
+        mail_from=mail_from,
+        sendmail=sendmail,
+        **numbers,
+    )
+
+
+def _mail_address(value: str, where: str) -> str:
+    """One address (``ops@example.org`` or a local user such as ``root``), checked."""
+    if not MAIL_ADDRESS.fullmatch(value):
+        raise ConfigError(
+            f"{where}: {value!r} is not a mail address; set addresses such as "
+            "ops@example.org (several separated by commas) or remove the key"
+        )
+    return value
 
 
 def _readable_rule_book(value: str, path: str, base_dir: str) -> str:

@@ -13,6 +13,14 @@ EXIT_CONFIG = 2  # configuration or usage error
 EXIT_DATABASE = 3  # database unreachable, bad credentials, missing table, connection lost
 EXIT_ABORTED = 4  # stopped early by its deadline or SIGTERM/SIGINT, after committing its batch
 
+#: What a non-zero exit code of ``run`` means, in the words of the README's table.
+EXIT_MEANINGS = {
+    EXIT_PARTIAL: "some students failed, or the job's output could not be written",
+    EXIT_CONFIG: "configuration or usage error",
+    EXIT_DATABASE: "database error",
+    EXIT_ABORTED: "aborted by its deadline or a signal",
+}
+
 
 class HeartbeatError(Exception):
     """Base class: a failure the operator must see as one clear line."""

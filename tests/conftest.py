@@ -6,6 +6,8 @@ it) and runs on its own data dir, socket and port; nothing touches a system serv
 
 from __future__ import annotations
 
+import email
+import email.policy
 import http.server
 import os
 import subprocess
@@ -14,6 +16,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, ClassVar, Optional
 
@@ -204,3 +207,28 @@ def monitor() -> Iterator[str]:
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}/ping/abc-123"
     server.shutdown()
+
+
+@pytest.fixture
+def mta(tmp_path: Path) -> Path:
+    """A sendmail(8) stand-in: argv to ``args``, each message to ``outbox/<n>.eml``."""
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    script = tmp_path / "sendmail"
+    script.write_text(
+        "#!/bin/sh\n"
+        f"n=$(ls {outbox} | wc -l)\n"
+        f'printf "%s\\n" "$*" > {tmp_path}/args\n'
+        f"cat > {outbox}/$n.eml\n"
+        'exit "${MTA_EXIT:-0}"\n'
+    )
+    script.chmod(0o755)
+    return script
+
+
+def mailed(mta: Path) -> list[EmailMessage]:
+    outbox = mta.parent / "outbox"
+    return [
+        email.message_from_bytes(path.read_bytes(), policy=email.policy.default)  # type: ignore[misc]
+        for path in sorted(outbox.iterdir())
+    ]

@@ -294,6 +294,24 @@ INI_CASES = [
         r"\[monitoring\] ping_url is not an http\(s\) URL",
         ini_extra="[monitoring]\nping_url = ftp://example.org/x\n",
     ),
+    Case(
+        "ini-mail-to-not-an-address",
+        2,
+        r"\[monitoring\] mail_to: 'ops example\.org' is not a mail address",
+        ini_extra="[monitoring]\nmail_to = root, ops example.org\n",
+    ),
+    Case(
+        "ini-mail-header-injection",
+        2,
+        r"\[monitoring\] mail_from: 'a@b\.org>Bcc:x@y\.org' is not a mail address",
+        ini_extra="[monitoring]\nmail_to = root\nmail_from = a@b.org>Bcc:x@y.org\n",
+    ),
+    Case(
+        "ini-sendmail-relative",
+        2,
+        r"\[monitoring\] sendmail = 'sendmail' is not an absolute path",
+        ini_extra="[monitoring]\nmail_to = root\nsendmail = sendmail\n",
+    ),
 ]
 
 ENV_CASES = [

@@ -32,7 +32,7 @@ import pytest
 
 from heartbeat.errors import DatabaseError
 from heartbeat.run import Output, execute
-from tests.conftest import DB_PASSWORD, DB_USER, ROOT, Site, make_site, start_cli
+from tests.conftest import DB_PASSWORD, DB_USER, ROOT, Site, mailed, make_site, start_cli
 from tests.mariadb_server import MariaDBServer
 
 # Small lock waits so that a blocked job gives up within seconds.
@@ -609,6 +609,22 @@ def test_full_disk_under_the_log(demo_site: Site, full_disk: Path) -> None:
         "SELECT status, students_processed, errors, exit_code FROM mdl_alt42_heartbeat_log"
     ) == [("success", 8, 0, 0)]
     assert counts(demo_site) == (40, 8)
+
+
+def test_full_disk_under_the_log_is_mailed(demo_site: Site, full_disk: Path, mta: Path) -> None:
+    """Nothing reaches the full log, so the failure mail is how the admin hears of it."""
+    ini = demo_site.write_ini()
+    ini.write_text(ini.read_text() + f"[monitoring]\nmail_to = root\nsendmail = {mta}\n")
+    assert _cron_like(ini, full_disk / "heartbeat_cron.log").wait(timeout=120) == 1
+    [message] = mailed(mta)
+    assert (
+        "exit 1, some students failed, or the job's output could not be written"
+        in (message["Subject"])
+    )
+    body = message.get_content()
+    assert "Completed: 8 processed, 0 errors" in body
+    assert "ERROR: output lost, cannot write to <stdout>: No space left on device" in body
+    assert f"The whole output is in {full_disk / 'heartbeat_cron.log'}." in body
 
 
 def test_full_disk_on_stdout_only_says_so_on_stderr(demo_site: Site, full_disk: Path) -> None:
