@@ -119,7 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     commands.add_parser("migrate", help="create or extend the tables the job writes (idempotent)")
-    commands.add_parser("check", help="check config, database, tables and rule book")
+    check = commands.add_parser("check", help="check config, database, tables and rule book")
+    check.add_argument(
+        "--config-only",
+        action="store_true",
+        help="check the files only, not the database (the role validates the INI with this)",
+    )
 
     rep = commands.add_parser("report", help="recent runs and daily aggregates")
     span = rep.add_mutually_exclusive_group()
@@ -301,6 +306,8 @@ def cmd_check(config: Config, args: argparse.Namespace) -> int:
                 " or msmtp-mta to relay to an SMTP server) or set sendmail to its command"
             )
         say(f"OK failure mail to {', '.join(monitoring.mail_to)} via {monitoring.sendmail}")
+    if args.config_only:
+        return EXIT_OK
     conn = db.connect(config.database)
     try:
         say(f"OK connected to {db.describe_target(config.database)}")

@@ -161,6 +161,19 @@ def test_check_reports_each_part(demo_site: Site) -> None:
     assert DB_PASSWORD not in out
 
 
+def test_check_config_only_never_touches_the_database(site: Site, tmp_path: Path) -> None:
+    """What the role's validate: runs: the files are judged, the database is not asked."""
+    ini = site.write_ini()
+    ini.write_text(ini.read_text().replace(site.server.socket, str(tmp_path / "no.sock")))
+    result = site.cli("check", "--config-only")
+    assert result.returncode == 0, result.stderr
+    assert "OK config" in result.stdout and "OK rule book" in result.stdout
+    assert "connected" not in result.stdout
+    assert_one_clean_error(site.cli("check"), 3, "while connecting")
+    ini.write_text(ini.read_text() + "[monitoring]\nmail_to = ops at example.org\n")
+    assert_one_clean_error(site.cli("check", "--config-only"), 2, "mail_to: 'ops at example")
+
+
 def test_broken_rule_book_stops_the_run_with_exit_2(demo_site: Site, tmp_path: Path) -> None:
     rules = tmp_path / "rules.json"
     rules.write_text('{"version": 1, "scenarios": [], "rules": {}}', encoding="utf-8")

@@ -3,8 +3,12 @@ expected rows into the seeded database (tests/sql/demo_data.sql: 8 active studen
 
 from __future__ import annotations
 
+import email
+import email.policy
+import re
 import shlex
 import time
+from email.message import EmailMessage
 
 import alt42_expect as x
 
@@ -114,3 +118,82 @@ def test_cron_runs_the_job_by_itself(host):
 def test_password_not_in_world_readable_files_after_the_runs(host):
     """The runs wrote logs (world-readable): they must not show the password."""
     assert x.world_readable_files_containing(host, x.db_password()) == []
+
+
+MAILBOX = "/var/mail/ops"  # exim4's local delivery for [ops] (molecule.yml, prepare.yml)
+
+
+def mails(host) -> list[EmailMessage]:
+    """The messages in the mailbox (mbox: split at 'From ' lines), parsed."""
+    if not host.file(MAILBOX).exists:
+        return []
+    text = host.check_output(f"cat {MAILBOX}")
+    return [
+        email.message_from_string(chunk.split("\n", 1)[1], policy=email.policy.default)
+        for chunk in re.split(r"(?m)^(?=From \S+ )", text)
+        if chunk.strip()
+    ]
+
+
+def wait_for_mails(host, count: int) -> list[EmailMessage]:
+    deadline = time.monotonic() + 30
+    while len(mails(host)) < count and time.monotonic() < deadline:
+        time.sleep(1)
+    return mails(host)
+
+
+def test_the_successful_runs_mailed_nothing(host):
+    assert heartbeat_rows(host) >= 2, "the runs above succeeded"
+    assert mails(host) == []
+
+
+def test_a_failed_run_is_mailed_through_the_mta(host):
+    job = x.cron_job(host)
+    assert host.run("service mariadb stop").rc == 0
+    try:
+        result = host.run(x.as_www_data(job.command))
+        assert result.rc == 3, result
+        [message] = wait_for_mails(host, 1)
+    finally:
+        assert host.run("service mariadb start").rc == 0
+    hostname = host.check_output("hostname")
+    assert message["Subject"] == (
+        f"alt42-heartbeat on {hostname}: run failed (exit 3, database error)"
+    )
+    assert message["To"] == "ops"
+    body = message.get_content()
+    assert "database error while connecting to database 'moodle'" in body
+    assert f"The whole output is in {x.LOG_FILE}." in body
+    assert x.db_password() not in message.as_string()
+
+
+def test_a_full_log_disk_fails_the_run_clearly_and_it_still_records_itself(host):
+    """/var/log/alt42 is a 1 MB tmpfs here: fill it, then run the cron command (forced,
+    so that this minute's slot is not already taken)."""
+    filler = f"{x.LOG_DIR}/filler"
+    command = x.cron_job(host).command.replace(" run >> ", " run --force >> ")
+    before = heartbeat_rows(host)
+    host.run(f"dd if=/dev/zero of={filler} bs=4k 2>/dev/null")
+    try:
+        probe = host.run(x.as_www_data(f"printf x >> {x.LOG_FILE}"))
+        assert probe.rc != 0, "the log disk must be full"
+        result = host.run(x.as_www_data(command))
+        assert result.rc == 1, result
+        assert heartbeat_rows(host) == before + 1
+        status, processed, exit_code = sql(
+            host,
+            f"SELECT status, students_processed, exit_code FROM {HEARTBEAT_LOG}"
+            " ORDER BY id DESC LIMIT 1",
+        )[0]
+        assert (status, int(processed), exit_code) == ("success", ACTIVE_STUDENTS, "0")
+        messages = wait_for_mails(host, 2)
+    finally:
+        host.run(f"rm -f {filler}")
+    assert len(messages) == 2, [m["Subject"] for m in messages]
+    assert (
+        "run failed (exit 1, some students failed, or the job's output could not be"
+        in (messages[1]["Subject"])
+    )
+    body = messages[1].get_content()
+    assert "ERROR: output lost, cannot write to <stdout>: No space left on device" in body
+    assert "Completed: 8 processed, 0 errors" in body

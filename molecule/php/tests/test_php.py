@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import alt42_expect as x
+import pytest
 
 HTACCESS = "/var/www/moodle/local/alt42/.htaccess"
 
@@ -32,3 +33,49 @@ def test_htaccess_denies_the_script(host):
 def test_no_python_install_for_the_php_runtime(host):
     assert not host.file(x.VENV_DIR).exists
     assert not host.file(x.CONFIG_FILE).exists
+
+
+APACHE = "http://127.0.0.1"
+NGINX = "http://127.0.0.1:8080"
+SCRIPT_URL = "/local/alt42/heartbeat.php"
+APACHE_CONF = "/etc/apache2/conf-enabled/alt42-heartbeat.conf"
+
+
+def fetch(host, url: str) -> tuple[int, str]:
+    """HTTP status and body of a GET from inside the container."""
+    out = host.check_output(f"curl -s -w '\\n%{{http_code}}' {url}")
+    body, _, code = out.rpartition("\n")
+    return int(code), body
+
+
+@pytest.mark.parametrize("server", [APACHE, NGINX])
+def test_heartbeat_php_cannot_be_fetched_over_http(host, server):
+    code, body = fetch(host, server + SCRIPT_URL)
+    assert code == 403, body
+    assert "heartbeat.php ran" not in body and "<?php" not in body
+
+
+@pytest.mark.parametrize(("server", "served"), [(APACHE, "version.php ran"), (NGINX, "<?php")])
+def test_the_rest_of_the_plugin_is_still_served(host, server, served):
+    """The same directory answers: the 403 above is the role's, not a dead server's."""
+    code, body = fetch(host, f"{server}/local/alt42/version.php")
+    assert (code, served in body) == (200, True), body
+
+
+def test_each_apache_protection_holds_alone(host):
+    """The .htaccess block (AllowOverride) and the conf-enabled snippet each deny it."""
+    try:
+        host.check_output(f"mv {APACHE_CONF} /root/alt42-conf.off && service apache2 reload")
+        assert fetch(host, APACHE + SCRIPT_URL)[0] == 403, "the .htaccess block alone"
+    finally:
+        host.check_output(f"mv /root/alt42-conf.off {APACHE_CONF} && service apache2 reload")
+    try:
+        host.check_output(f"mv {HTACCESS} /root/alt42-htaccess.off")
+        assert fetch(host, APACHE + SCRIPT_URL)[0] == 403, "the conf snippet alone"
+        host.check_output(f"mv {APACHE_CONF} /root/alt42-conf.off && service apache2 reload")
+        code, body = fetch(host, APACHE + SCRIPT_URL)
+        assert (code, body.startswith("heartbeat.php ran")) == (200, True), "unprotected, it runs"
+    finally:
+        host.run(f"mv /root/alt42-htaccess.off {HTACCESS}")
+        host.run(f"mv /root/alt42-conf.off {APACHE_CONF}; service apache2 reload")
+    assert fetch(host, APACHE + SCRIPT_URL)[0] == 403

@@ -6,11 +6,15 @@ ALT42_TEST_RUNTIME (python|php), ALT42_TEST_SCHEDULE, ALT42_TEST_DB_PASSWORD.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
+import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 PROJECT_DIR = Path(__file__).resolve().parents[3]
 
@@ -25,6 +29,7 @@ CLI = f"{VENV_DIR}/bin/alt42-heartbeat"
 PHP_BINARY = "/usr/bin/php"
 PHP_SCRIPT = "/var/www/moodle/local/alt42/heartbeat.php"
 DEFAULT_SCHEDULE = "*/30 * * * *"
+PRUNE_SCHEDULE = "17 3 * * *"
 
 
 def runtime() -> str:
@@ -110,11 +115,21 @@ def cron_env_and_jobs(host) -> tuple[dict[str, str], list[CronEntry]]:
     return parse_cron(cron_text(host), user)
 
 
+def expected_prune_command() -> str:
+    return f"{CLI} --config {CONFIG_FILE} prune >> {LOG_FILE} 2>&1"
+
+
 def cron_job(host) -> CronEntry:
-    """The single job line of the role's schedule."""
+    """The job's line of the role's schedule (the only line but for the prune line)."""
     _, jobs = cron_env_and_jobs(host)
-    assert len(jobs) == 1, f"expected exactly one job line ({cron_method()}), got {jobs}"
-    return jobs[0]
+    runs = [job for job in jobs if job.command != expected_prune_command()]
+    assert len(runs) == 1, f"expected exactly one job line ({cron_method()}), got {jobs}"
+    return runs[0]
+
+
+def prune_jobs(host) -> list[CronEntry]:
+    _, jobs = cron_env_and_jobs(host)
+    return [job for job in jobs if job.command == expected_prune_command()]
 
 
 def as_www_data(command: str) -> str:
@@ -139,3 +154,35 @@ def world_readable_files_containing(host, secret: str) -> list[str]:
         host.run(f"rm -f {probe}")
     assert probe in found, "the search must be able to find the secret"
     return sorted(f for f in found if f != probe)
+
+
+def ansible_playbook(
+    *args: str, extra_vars: dict[str, Any] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The shared converge once more, from the verifier, against this scenario's instance.
+
+    Molecule's inventory and ansible.cfg come through the verifier's environment
+    (MOLECULE_INVENTORY_FILE, ANSIBLE_CONFIG); extra variables go in a 0600 file, so that
+    no secret of a test is on a command line either."""
+    inventory = Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(extra_vars or {}, handle)
+    try:
+        return subprocess.run(
+            [
+                "ansible-playbook",
+                "-i",
+                str(inventory),
+                "-e",
+                f"@{handle.name}",
+                *args,
+                str(PROJECT_DIR / "molecule" / "shared" / "converge.yml"),
+            ],
+            capture_output=True,
+            text=True,
+            env=os.environ,
+            timeout=900,
+            check=False,
+        )
+    finally:
+        os.unlink(handle.name)

@@ -58,6 +58,14 @@ def test_cron_line_runs_the_job_as_www_data(host):
     assert job.command == x.expected_command()
 
 
+def test_prune_is_scheduled_daily_for_the_python_runtime(host):
+    prunes = x.prune_jobs(host)
+    if x.runtime() != "python":
+        assert prunes == [], "the legacy PHP job has no prune"
+        return
+    assert [(job.schedule, job.user) for job in prunes] == [(x.PRUNE_SCHEDULE, "www-data")]
+
+
 def test_log_dir_owner_and_mode(host):
     log_dir = host.file(x.LOG_DIR)
     assert log_dir.is_directory

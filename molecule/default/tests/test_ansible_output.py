@@ -1,0 +1,70 @@
+"""What Ansible itself prints: the role run again from the verifier, as an admin would.
+
+* A password change, applied with ``--diff -vvv``, shows neither the old nor the new
+  password anywhere in the output (the config task is ``no_log`` and ``diff: false``).
+* A variable the job would reject stops the play with the job's own one-line reason and
+  leaves the configuration file as it was (the template's ``validate:``).
+"""
+
+from __future__ import annotations
+
+import alt42_expect as x
+
+NEW_PASSWORD = "R0tated%Vault-Kq83-zx"  # noqa: S105 - a test secret: it must never be shown
+REJECTED = "/etc/alt42/heartbeat-rejected.ini"
+
+
+def output_of(run) -> str:
+    return run.stdout + run.stderr
+
+
+def tail(text: str) -> str:
+    return "\n".join(text.splitlines()[-40:])
+
+
+def test_a_password_change_is_applied_and_never_shown(host):
+    old_password = x.db_password()
+    try:
+        run = x.ansible_playbook(
+            "--diff", "-vvv", extra_vars={"alt42_heartbeat_db_password": NEW_PASSWORD}
+        )
+        out = output_of(run)
+        assert run.returncode == 0, tail(out)
+        assert NEW_PASSWORD in host.file(x.CONFIG_FILE).content_string, "the change was applied"
+        assert "Config | Write the configuration file, checked by the job first" in out
+        assert "censored" in out, "the config task's result is hidden"
+        assert NEW_PASSWORD not in out
+        assert old_password not in out
+        assert x.world_readable_files_containing(host, NEW_PASSWORD) == []
+    finally:
+        restore = x.ansible_playbook("--diff", "--tags", "alt42_heartbeat_config")
+        assert restore.returncode == 0, tail(output_of(restore))
+        assert old_password not in output_of(restore)
+        assert NEW_PASSWORD not in output_of(restore)
+    assert old_password in host.file(x.CONFIG_FILE).content_string
+
+
+def rejected_run(host, extra_vars: dict) -> str:
+    before = host.file(x.CONFIG_FILE).sha256sum
+    run = x.ansible_playbook("--tags", "alt42_heartbeat_config", extra_vars=extra_vars)
+    out = output_of(run)
+    assert run.returncode != 0, tail(out)
+    assert host.file(x.CONFIG_FILE).sha256sum == before, "the old file must stay as it was"
+    assert not host.file(REJECTED).exists, "the private copy is removed again"
+    assert x.db_password() not in out
+    return out
+
+
+def test_an_address_the_job_rejects_stops_the_play_and_keeps_the_file(host):
+    out = rejected_run(host, {"alt42_heartbeat_monitoring_mail_to": ["ops example.org"]})
+    assert (
+        f"{x.CONFIG_FILE} was not changed: {x.CONFIG_FILE}: [monitoring] mail_to:"
+        " 'ops example.org' is not a mail address"
+    ) in out, tail(out)
+
+
+def test_failure_mail_without_an_mta_stops_the_play_and_keeps_the_file(host):
+    assert not host.file("/usr/sbin/sendmail").exists, "this image has no MTA"
+    out = rejected_run(host, {"alt42_heartbeat_monitoring_mail_to": ["root"]})
+    assert "[monitoring] sendmail = /usr/sbin/sendmail cannot be run" in out, tail(out)
+    assert "install an MTA" in out
