@@ -64,7 +64,8 @@ def send(sendmail: str, message: EmailMessage, warn: Callable[[str], None]) -> b
     try:
         result = subprocess.run(  # noqa: S603 - an argv list, no shell; the operator's path
             [sendmail, "-t", "-oi"],  # recipients from the To: header, a lone "." is text
-            input=message.as_bytes(),
+            # Headers unfolded up to RFC 5322's 998: a folded Subject reads badly.
+            input=message.as_bytes(policy=message.policy.clone(max_line_length=998)),
             capture_output=True,
             timeout=SEND_TIMEOUT_S,
             check=False,

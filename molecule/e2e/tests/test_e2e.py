@@ -176,7 +176,7 @@ def test_a_failed_run_is_mailed_through_the_mta(host):
     assert message["Subject"] == (
         f"alt42-heartbeat on {hostname}: run failed (exit 3, database error)"
     )
-    assert message["To"] == "ops"
+    assert message["To"].startswith("ops"), "exim qualifies the local address"
     body = message.get_content()
     assert "database error while connecting to database 'moodle'" in body
     assert f"The whole output is in {x.LOG_FILE}." in body
@@ -187,9 +187,15 @@ def test_a_full_log_disk_fails_the_run_clearly_and_it_still_records_itself(host)
     """/var/log/alt42 is a 1 MB tmpfs here: fill it, then run the cron command (forced,
     so that this minute's slot is not already taken)."""
     filler = f"{x.LOG_DIR}/filler"
+    kept = f"{x.LOG_DIR}/before-full.log"
     command = x.cron_job(host).command.replace(" run >> ", " run --force >> ")
     before = heartbeat_rows(host)
-    host.run(f"dd if=/dev/zero of={filler} bs=4k 2>/dev/null")
+    # An empty log: a tmpfs would still take bytes into the last, partly used page of
+    # the log as it is, so the log must need a new page for its first byte.
+    host.check_output(
+        f"mv {x.LOG_FILE} {kept} && install -o www-data -g www-data -m 0644 /dev/null"
+        f" {x.LOG_FILE} && (dd if=/dev/zero of={filler} bs=4k 2>/dev/null; true)"
+    )
     try:
         probe = host.run(x.as_www_data(f"printf x >> {x.LOG_FILE}"))
         assert probe.rc != 0, "the log disk must be full"
@@ -204,7 +210,7 @@ def test_a_full_log_disk_fails_the_run_clearly_and_it_still_records_itself(host)
         assert (status, int(processed), exit_code) == ("success", ACTIVE_STUDENTS, "0")
         messages = wait_for_mails(host, 2)
     finally:
-        host.run(f"rm -f {filler}")
+        host.run(f"rm -f {filler} && cat {x.LOG_FILE} >> {kept} && mv {kept} {x.LOG_FILE}")
     assert len(messages) == 2, [m["Subject"] for m in messages]
     assert (
         "run failed (exit 1, some students failed, or the job's output could not be"
