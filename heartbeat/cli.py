@@ -61,8 +61,8 @@ def _printer(stream: TextIO) -> Callable[[str], None]:
 
 #: Writes to stdout/stderr that failed (full disk under the log, closed pipe).
 _LOST_OUTPUT: list[str] = []
-#: The last lines this process printed, for the failure mail (bounded: --verbose runs).
-_TRANSCRIPT: collections.deque[str] = collections.deque(maxlen=100)
+#: The last lines this process printed, for the failure mail.
+_TRANSCRIPT: collections.deque[str] = collections.deque(maxlen=mail.TRANSCRIPT_LINES)
 
 
 def _emit(text: str, stream: TextIO) -> None:

@@ -20,6 +20,7 @@ from typing import Callable, Optional
 from heartbeat.errors import EXIT_MEANINGS
 
 SEND_TIMEOUT_S = 30
+TRANSCRIPT_LINES = 100  # the run's last lines a mail holds (a --verbose run prints many)
 
 
 def failure_message(
@@ -48,7 +49,7 @@ def failure_message(
         "",
         f"Exit code {exit_code}: {meaning}.",
         "",
-        "What the run printed:",
+        f"What the run printed (its last {TRANSCRIPT_LINES} lines at most):",
         "",
         *(f"    {line}" for line in transcript),
         "",
