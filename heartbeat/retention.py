@@ -9,6 +9,7 @@ a certification conflict with a prune on another node) is simply run again.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from typing import Any, Callable
 
 from heartbeat import db
@@ -35,13 +36,7 @@ def prune(
         table = getattr(tables, attr)
         total = 0
         statement = f"DELETE FROM {table} WHERE {column} < %s ORDER BY id LIMIT {int(batch_size)}"
-
-        def delete_batch(statement: str = statement) -> int:
-            with conn.cursor() as cur:
-                count = int(cur.execute(statement, (cutoff,)))
-            conn.commit()
-            return count
-
+        delete_batch = functools.partial(_delete_batch, conn, statement, cutoff)
         while True:
             count = db.retry_deadlocks(conn, delete_batch)
             total += count
@@ -50,3 +45,11 @@ def prune(
         deleted[tables.bare(table)] = total
         say(f"Pruned {total} row(s) from {tables.bare(table)} older than {cutoff:%Y-%m-%d %H:%M}")
     return deleted
+
+
+def _delete_batch(conn: Any, statement: str, cutoff: dt.datetime) -> int:
+    """One batch, committed: the unit that is run again after a deadlock."""
+    with conn.cursor() as cur:
+        count = int(cur.execute(statement, (cutoff,)))
+    conn.commit()
+    return count
