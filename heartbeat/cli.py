@@ -306,11 +306,13 @@ def cmd_check(config: Config, args: argparse.Namespace) -> int:
                 " or msmtp-mta to relay to an SMTP server) or set sendmail to its command"
             )
         say(f"OK failure mail to {', '.join(monitoring.mail_to)} via {monitoring.sendmail}")
+    target = db.describe_target(config.database)
+    say(f"OK database {target} (socket: {config.sources.get('database.socket', 'as given')})")
     if args.config_only:
         return EXIT_OK
     conn = db.connect(config.database)
     try:
-        say(f"OK connected to {db.describe_target(config.database)}")
+        say(f"OK connected to {target}")
         with db.errors_as("checking the schema"):
             problems = schema.schema_problems(conn, db.Tables(config.database.prefix))
     finally:
@@ -379,14 +381,8 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
             )
     finally:
         db.close_quietly(conn)
-    state, line = status.assess(
-        last,
-        last_completed,
-        now,
-        settings.interval_minutes,
-        config.monitoring.grace_minutes,
-        busy,
-    )
+    limit = status.critical_limit(now, settings, config.monitoring.grace_minutes)
+    state, line = status.assess(last, last_completed, now, limit, busy)
     _emit(line, sys.stdout)
     return state
 

@@ -23,22 +23,36 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional, TypeVar, Union
 
 from heartbeat.errors import ConfigError
-from heartbeat.moodle_config import MoodleDbSettings, read_moodle_config, read_text_file
+from heartbeat.files import read_text_file
+from heartbeat.moodle_config import SUPPORTED_DBTYPES, MoodleDbSettings, read_moodle_config
+from heartbeat.schedule import Schedule, parse_schedule
 
 DEFAULT_CONFIG_PATH = "/etc/alt42/heartbeat.ini"
 CONFIG_ENV = "ALT42_HEARTBEAT_CONFIG"
 MAX_INI_BYTES = 1024 * 1024
 
 
+#: Where PHP's mysqli on Debian connects for host "localhost" when no socket is set
+#: (PHP is built with --with-mysql-sock=/var/run/mysqld/mysqld.sock; /var/run is /run).
+DEFAULT_SOCKET = "/run/mysqld/mysqld.sock"
+#: Hosts for which mysqli uses the Unix socket; any other host means TCP.
+SOCKET_HOSTS = ("localhost", "")
+
+
 @dataclass(frozen=True)
 class DatabaseConfig:
-    """Where and how to reach Moodle's database."""
+    """Where and how to reach Moodle's database.
+
+    ``socket`` is where the connection goes for host ``localhost`` (None: TCP to
+    host:port), decided as PHP's mysqli decides. ``name`` and ``user`` have no default:
+    Moodle has none either, so a site that gives neither is misconfigured, not "moodle".
+    """
 
     host: str = "localhost"
     port: int = 3306
-    socket: Optional[str] = None
-    name: str = "moodle"
-    user: str = "moodle"
+    socket: Optional[str] = DEFAULT_SOCKET
+    name: str = ""
+    user: str = ""
     password: str = field(default="", repr=False)
     prefix: str = "mdl_"
     moodle_config: Optional[str] = None  # the config.php values were read from, if any
@@ -49,6 +63,9 @@ class HeartbeatConfig:
     """How the job behaves."""
 
     interval_minutes: int = 30
+    # The cron expression that starts the job (None: an INI without it; slots are then
+    # UTC intervals of interval_minutes, as before schedules were known).
+    schedule: Optional[Schedule] = None
     window_hours: int = 24
     open_session_hours: int = 24
     rules: Optional[str] = None  # path of a rule book replacing the shipped one
@@ -102,8 +119,19 @@ class Config:
 
 #: Known sections and keys of the INI file (anything else is a typo to report).
 KNOWN_KEYS: Mapping[str, tuple[str, ...]] = {
-    "database": ("moodle_config", "host", "port", "socket", "name", "user", "password", "prefix"),
+    "database": (
+        "moodle_config",
+        "type",
+        "host",
+        "port",
+        "socket",
+        "name",
+        "user",
+        "password",
+        "prefix",
+    ),
     "heartbeat": (
+        "schedule",
         "interval_minutes",
         "window_hours",
         "open_session_hours",
@@ -128,6 +156,7 @@ KNOWN_KEYS: Mapping[str, tuple[str, ...]] = {
 
 #: ``[database]`` key -> the environment variable that overrides it.
 ENV_VARS: Mapping[str, str] = {
+    "type": "ALT42_DB_TYPE",
     "host": "ALT42_DB_HOST",
     "port": "ALT42_DB_PORT",
     "socket": "ALT42_DB_SOCKET",
@@ -214,7 +243,7 @@ def load_config(path: Optional[str] = None, environ: Optional[Mapping[str, str]]
     sections = parse_ini(text, ini_path)
     check_password_permissions(sections, ini_path, mode)
     base_dir = os.path.dirname(os.path.abspath(ini_path))
-    database, sources = database_config(sections.get("database", {}), ini_path, env, base_dir)
+    database, sources = database_config(sections.get("database"), ini_path, env, base_dir)
     heartbeat = heartbeat_config(sections.get("heartbeat", {}), ini_path, base_dir)
     monitoring = monitoring_config(sections.get("monitoring", {}), ini_path)
     retention = RetentionConfig(
@@ -321,7 +350,12 @@ def check_password_permissions(
 
 
 def heartbeat_config(section: Mapping[str, str], path: str, base_dir: str) -> HeartbeatConfig:
-    """Validate ``[heartbeat]``; relative paths are taken from the INI file's directory."""
+    """Validate ``[heartbeat]``; relative paths are taken from the INI file's directory.
+
+    With ``schedule`` (the cron expression the role writes beside the cron entry) the
+    interval is the shortest gap between two of its starts: given as well, it must agree.
+    A run may not last into the next start (it would make that start skip).
+    """
     numbers = _numbers(section, INT_KEYS, f"{path}: [heartbeat]")
     rules: Optional[str] = None
     if "rules" in section:
@@ -334,14 +368,34 @@ def heartbeat_config(section: Mapping[str, str], path: str, base_dir: str) -> He
                 f"{path}: [heartbeat] lock_file = {lock_file!r} is not an absolute path; set "
                 "a path such as /run/lock/alt42-heartbeat.lock"
             )
+    interval = numbers["interval_minutes"]
+    cron: Optional[Schedule] = None
+    if "schedule" in section:
+        cron = parse_schedule(section["schedule"], f"{path}: [heartbeat] schedule")
+        gap = cron.shortest_gap_minutes()
+        if "interval_minutes" in section and interval != gap:
+            raise ConfigError(
+                f"{path}: [heartbeat] interval_minutes = {interval} disagrees with schedule = "
+                f"{cron.expression} (starts as little as {gap} min apart), which would skip "
+                "runs; remove interval_minutes: the job takes it from the schedule"
+            )
+        interval = gap
+    max_run = numbers["max_run_minutes"]
+    if max_run >= interval:
+        raise ConfigError(
+            f"{path}: [heartbeat] max_run_minutes = {max_run} is not below the "
+            f"{interval} min between two starts, so a slow run would make the next start "
+            f"skip; set it below {interval} or remove it (default: two thirds)"
+        )
     return HeartbeatConfig(
-        interval_minutes=numbers["interval_minutes"],
+        interval_minutes=interval,
+        schedule=cron,
         window_hours=numbers["window_hours"],
         open_session_hours=numbers["open_session_hours"],
         rules=rules,
         batch_size=numbers["batch_size"],
         lock_file=lock_file,
-        max_run_minutes=numbers["max_run_minutes"] or max(1, numbers["interval_minutes"] * 2 // 3),
+        max_run_minutes=max_run or max(1, interval * 2 // 3),
         query_timeout_seconds=numbers["query_timeout_seconds"],
     )
 
@@ -456,14 +510,17 @@ _T = TypeVar("_T")
 
 
 def database_config(
-    section: Mapping[str, str], path: str, environ: Mapping[str, str], base_dir: str
+    section: Optional[Mapping[str, str]], path: str, environ: Mapping[str, str], base_dir: str
 ) -> tuple[DatabaseConfig, dict[str, str]]:
-    """Merge environment, ``[database]``, config.php and defaults; validate the result.
+    """Merge environment, ``[database]``, config.php and Moodle's defaults; validate.
 
     config.php is read whenever ``moodle_config`` is set (a missing file or a pgsql
     site is an error even if every key is set elsewhere), but a key it cannot give as
-    text only matters when nothing with higher precedence sets it.
+    text only matters when nothing with higher precedence sets it. The database name
+    and user have no default: when no source gives them, the error says where it looked.
     """
+    has_section = section is not None
+    section = section or {}
     moodle: Optional[MoodleDbSettings] = None
     moodle_path: Optional[str] = None
     if "moodle_config" in section:
@@ -477,6 +534,16 @@ def database_config(
         moodle = read_moodle_config(moodle_path, f"[database] moodle_config in {path}")
 
     sources: dict[str, str] = {}
+    if moodle is not None:
+        unreadable = [
+            _PHP_FIELD.get(key, key)
+            for key in ENV_VARS
+            if ENV_VARS[key] not in environ
+            and key not in section
+            and _PHP_FIELD.get(key, key) in moodle.problems
+        ]
+        if unreadable:  # needed, and config.php cannot give it as text
+            raise ConfigError(moodle.problem_message(unreadable))
 
     def pick(key: str) -> tuple[_Raw, str]:
         """The winning raw value of ``key`` and a label naming where it came from."""
@@ -487,19 +554,24 @@ def database_config(
         elif key in section:
             label = f"{path}: [database] {key}"
             raw = section[key]
-        elif moodle is not None and moodle.has(key):
-            label = moodle.label(key)
-            raw = moodle.require(key)
-        else:
+        elif moodle is not None and moodle.has(_PHP_FIELD.get(key, key)):
+            label = moodle.label(_PHP_FIELD.get(key, key))
+            raw = moodle.require(_PHP_FIELD.get(key, key))
+        elif key in MOODLE_DEFAULTS:
             label = "default"
-            raw = getattr(DatabaseConfig, key)
+            raw = MOODLE_DEFAULTS[key]
+        else:
+            raise ConfigError(_not_set(key, path, moodle, has_section))
         sources[f"database.{key}"] = label
         return raw, label
 
+    _validated(pick("type"), _check_type)
+    host = _validated(pick("host"), _check_host)
+    socket, sources["database.socket"] = _socket_for(host, pick("socket"))
     database = DatabaseConfig(
-        host=_validated(pick("host"), _check_host),
+        host=host or "localhost",
         port=_validated(pick("port"), _check_port),
-        socket=_validated(pick("socket"), _check_socket),
+        socket=socket,
         name=_validated(pick("name"), _check_name),
         user=_validated(pick("user"), _check_name),
         password=_validated(pick("password"), _check_password),
@@ -507,6 +579,51 @@ def database_config(
         moodle_config=moodle_path,
     )
     return database, sources
+
+
+#: Moodle's own defaults (lib/dml): no database name and no user among them.
+MOODLE_DEFAULTS: Mapping[str, _Raw] = {
+    "type": None,
+    "host": "localhost",
+    "port": 3306,
+    "socket": None,
+    "password": "",
+    "prefix": "mdl_",
+}
+#: INI key -> the MoodleDbSettings field, where they differ.
+_PHP_FIELD: Mapping[str, str] = {"type": "dbtype"}
+
+
+def _not_set(key: str, path: str, moodle: Optional[MoodleDbSettings], has_section: bool) -> str:
+    """The one line for a database key that no source gives: every place looked."""
+    places = [f"environment variable {ENV_VARS[key]}", f"[database] {key} of this file"]
+    if moodle is not None:
+        places.append(f"{moodle.label(_PHP_FIELD.get(key, key))} (not set there)")
+    else:
+        places.append("Moodle's config.php (none: [database] moodle_config is not set)")
+    lacking = "" if has_section else " (the file has no [database] section)"
+    return (
+        f"{path}: [database] {key} is not set{lacking}; looked in {', '.join(places)}; set "
+        f"[database] {key}, or moodle_config to the path of Moodle's config.php"
+    )
+
+
+def _socket_for(host: str, picked: tuple[_Raw, str]) -> tuple[Optional[str], str]:
+    """The socket PHP's mysqli would use, and where it came from (for ``check``).
+
+    mysqli takes the socket only for host "localhost" (or empty) and then falls back to
+    its built-in default; any other host, 127.0.0.1 included, means TCP, whatever
+    ``dboptions['dbsocket']`` still says.
+    """
+    socket = _check_socket(*picked)
+    label = picked[1]
+    if host not in SOCKET_HOSTS:
+        if socket is None:
+            return None, f"none: host {host} means TCP"
+        return None, f"ignored ({label}): host {host} means TCP, as PHP's mysqli does"
+    if socket is None:
+        return DEFAULT_SOCKET, "default: PHP mysqli's socket for host localhost"
+    return socket, label
 
 
 def _validated(picked: tuple[_Raw, str], check: Callable[[_Raw, str], _T]) -> _T:
@@ -519,8 +636,23 @@ def _has_control(text: str) -> bool:
     return any(ord(char) < 32 or ord(char) == 127 for char in text)
 
 
+def _check_type(raw: _Raw, label: str) -> Optional[str]:
+    """Moodle's dbtype: only the MySQL family is spoken (None: not said anywhere)."""
+    if raw is None:
+        return None
+    if raw not in SUPPORTED_DBTYPES:
+        raise ConfigError(
+            f"{label} = {raw!r} is not supported; alt42-heartbeat supports "
+            + ", ".join(SUPPORTED_DBTYPES)
+        )
+    return str(raw)
+
+
 def _check_host(raw: _Raw, label: str) -> str:
-    if not isinstance(raw, str) or not raw or _has_control(raw) or re.search(r"\s", raw):
+    """A host name or address; empty means localhost, as in PHP's mysqli."""
+    if raw == "":
+        return ""
+    if not isinstance(raw, str) or _has_control(raw) or re.search(r"\s", raw):
         raise ConfigError(
             f"{label} = {raw!r} is not a host name; set a host name or IP address (for a "
             "Unix socket set socket instead)"
@@ -535,7 +667,7 @@ def _check_port(raw: _Raw, label: str) -> int:
 
 
 def _check_socket(raw: _Raw, label: str) -> Optional[str]:
-    """An empty value means "no socket" (connect over TCP), also over config.php's."""
+    """A socket path; empty means "none given" (mysqli's default for localhost)."""
     if raw is None or raw == "":
         return None
     if not isinstance(raw, str) or _has_control(raw):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -22,8 +21,6 @@ import pymysql.cursors
 from heartbeat.config import DatabaseConfig
 from heartbeat.errors import DatabaseError
 
-# Where Debian's mysqli looks when the host is "localhost" and no socket is configured.
-DEFAULT_SOCKETS = ("/run/mysqld/mysqld.sock", "/var/run/mysqld/mysqld.sock")
 CONNECT_TIMEOUT_S = 10
 
 
@@ -76,20 +73,8 @@ class Tables:
 
 def describe_target(cfg: DatabaseConfig) -> str:
     """Where we connect, for messages (never the password)."""
-    socket = resolve_socket(cfg)
-    where = f"socket {socket}" if socket else f"{cfg.host}:{cfg.port}"
+    where = f"socket {cfg.socket}" if cfg.socket else f"{cfg.host}:{cfg.port}"
     return f"database '{cfg.name}' as '{cfg.user}' on {where}"
-
-
-def resolve_socket(cfg: DatabaseConfig) -> Optional[str]:
-    """The Unix socket to use: the configured one, else mysqli's default for localhost."""
-    if cfg.socket:
-        return cfg.socket
-    if cfg.host == "localhost":
-        for candidate in DEFAULT_SOCKETS:
-            if os.path.exists(candidate):
-                return candidate
-    return None
 
 
 def translate(exc: BaseException, action: str) -> DatabaseError:
@@ -123,7 +108,7 @@ def connect(cfg: DatabaseConfig, statement_timeout: Optional[int] = None) -> Any
     longer (MariaDB ``max_statement_time``; MySQL's ``max_execution_time`` covers
     SELECTs), and the socket gives up 30 s after that if the server itself hangs.
     """
-    socket = resolve_socket(cfg)
+    socket = cfg.socket  # config decided it as PHP's mysqli does
     read_timeout = statement_timeout + 30 if statement_timeout else None
     with errors_as(f"connecting to {describe_target(cfg)}"):
         conn = pymysql.connect(

@@ -1,30 +1,37 @@
-"""Read the database settings out of Moodle's ``config.php`` as text.
+"""Read the database settings out of Moodle's ``config.php`` as text, never as PHP.
 
-Why a parser and not PHP: including ``config.php`` bootstraps Moodle, which refuses to
-run from a CLI script that does not declare itself (that is how the PHP job broke), and
-running PHP would tie the job to the web server's PHP set-up. A config.php is in
-practice a list of ``$CFG->name = <literal>;`` statements, so a small tokenizer and a
-parser for literals (strings, numbers, booleans, null, arrays) are enough.
+Why not run it: including config.php bootstraps Moodle (``lib/setup.php``), which
+refuses a CLI script that does not declare itself (that is how the PHP job broke), and
+running PHP would tie the job to the web server's PHP. What Moodle's installer writes,
+and what admins add by hand, is a list of ``$CFG->name = <literal>;`` statements. This
+module reads exactly that subset:
 
-What cannot be known without running PHP (a value computed by a function, a variable
-inside a double-quoted string, an assignment inside an ``if``) is not guessed: the key
-is marked as a *problem*, and the problem becomes a :class:`ConfigError` only if the
-value is actually needed, i.e. if neither the INI file nor the environment sets it.
-Messages never quote a password, nor a line of the file (it might hold one).
+* literals: quoted strings (with PHP's escapes), heredoc/nowdoc, numbers, true, false,
+  null, arrays (``array(...)``, ``[...]``), ``.`` between them, and constants the file
+  itself ``define()``s (or declares with ``const``) as a literal;
+* statements at the top level; ``require_once(... '/lib/setup.php')`` ends the
+  configuration (Moodle connects to the database in there, so nothing after it can
+  change the connection).
+
+Anything else that could change a database setting makes that setting unknowable
+rather than guessed: a value PHP computes (``getenv()``, a variable), an assignment
+inside a block or under a condition (``if``/``else``, braces or ``: ... endif;``, a
+function), or an ``include``/``require`` of another file, where the setting may live.
+Such a key becomes a *problem*: a :class:`ConfigError` that is raised only when the value
+is needed, i.e. when neither the environment nor the INI file sets it, and that says what
+to set instead. Messages never quote a password, nor a line of the file.
 """
 
 from __future__ import annotations
 
-import codecs
-import os
-import pwd
+import bisect
 import re
-import stat
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NoReturn, Optional, Union
+from typing import Callable, NoReturn, Optional, Union
 
 from heartbeat.errors import ConfigError
+from heartbeat.files import read_text_file
 
 MAX_CONFIG_PHP_BYTES = 1024 * 1024
 SUPPORTED_DBTYPES = ("mysqli", "mariadb", "auroramysql")
@@ -40,21 +47,20 @@ PHP_NAMES: Mapping[str, str] = {
     "port": "$CFG->dboptions['dbport']",
     "socket": "$CFG->dboptions['dbsocket']",
 }
-
-#: ``$CFG`` properties that matter -> the fields they feed.
-_PROPERTY_FIELDS: Mapping[str, tuple[str, ...]] = {
-    "dbtype": ("dbtype",),
-    "dbhost": ("host",),
-    "dbname": ("name",),
-    "dbuser": ("user",),
-    "dbpass": ("password",),
-    "prefix": ("prefix",),
-    "dboptions": ("port", "socket"),
+#: ``$CFG`` properties that hold a field, and the ``dboptions`` keys that do.
+_PROPERTIES: Mapping[str, str] = {
+    "dbtype": "dbtype",
+    "dbhost": "host",
+    "dbname": "name",
+    "dbuser": "user",
+    "dbpass": "password",
+    "prefix": "prefix",
 }
-_OPTION_FIELDS: Mapping[str, str] = {"dbport": "port", "dbsocket": "socket"}
-
+_OPTIONS: Mapping[str, str] = {"dbport": "port", "dbsocket": "socket"}
+FIELDS = (*_PROPERTIES.values(), *_OPTIONS.values())
 #: Where the operator can set each value instead (named in the fix of a message).
-_OVERRIDES: Mapping[str, str] = {
+OVERRIDES: Mapping[str, str] = {
+    "dbtype": "[database] type or ALT42_DB_TYPE",
     "host": "[database] host or ALT42_DB_HOST",
     "name": "[database] name or ALT42_DB_NAME",
     "user": "[database] user or ALT42_DB_USER",
@@ -65,67 +71,19 @@ _OVERRIDES: Mapping[str, str] = {
 }
 
 
-# --------------------------------------------------------------------------- values
+@dataclass(frozen=True)
+class Problem:
+    """Why a field cannot be read as text, and on which line."""
 
-
-class Opaque:
-    """A value PHP would compute at run time; ``reason`` says why it is not literal."""
-
-    __slots__ = ("reason",)
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-
-    def __repr__(self) -> str:
-        return f"Opaque({self.reason!r})"
-
-
-class PhpArray:
-    """A PHP array literal: ordered keys, plus whether some keys could not be known."""
-
-    __slots__ = ("_next_index", "items", "opaque_keys")
-
-    def __init__(self) -> None:
-        self.items: dict[Union[int, str], PhpValue] = {}
-        self.opaque_keys = False
-        self._next_index = 0
-
-    def append(self, value: PhpValue) -> None:
-        """``[value]``: PHP's next integer key."""
-        self.set(self._next_index, value)
-
-    def set(self, key: PhpValue, value: PhpValue) -> None:
-        """``[key => value]`` with PHP's key normalisation ('3' -> 3, true -> 1, ...)."""
-        norm: Union[int, str]
-        if isinstance(key, bool):
-            norm = int(key)
-        elif isinstance(key, int):
-            norm = key
-        elif isinstance(key, float):
-            norm = int(key)
-        elif key is None:
-            norm = ""
-        elif isinstance(key, str):
-            norm = int(key) if re.fullmatch(r"0|-?[1-9][0-9]*", key) else key
-        else:  # an array or an opaque key: we cannot tell which key it is
-            self.opaque_keys = True
-            return
-        self.items[norm] = value
-        if isinstance(norm, int) and norm >= self._next_index:
-            self._next_index = norm + 1
-
-    def __repr__(self) -> str:
-        return f"PhpArray({self.items!r}, opaque_keys={self.opaque_keys})"
-
-
-PhpValue = Union[str, int, float, bool, None, PhpArray, Opaque]
+    reason: str
+    line: int
 
 
 @dataclass(frozen=True)
 class MoodleDbSettings:
     """What a config.php says about the database; ``None`` means "not set there".
 
-    ``problems`` maps a field to the message of why its value cannot be read as text;
+    ``problems`` maps a field to why its value cannot be read as text (and the line);
     :meth:`require` raises it, so a problem only stops the job when the value is needed.
     """
 
@@ -138,7 +96,7 @@ class MoodleDbSettings:
     prefix: Optional[str] = None
     port: Optional[int] = None
     socket: Optional[str] = None
-    problems: Mapping[str, str] = field(default_factory=dict, hash=False)
+    problems: Mapping[str, Problem] = field(default_factory=dict, hash=False)
 
     def has(self, key: str) -> bool:
         """Whether config.php says something about ``key`` (a value or a problem)."""
@@ -147,72 +105,32 @@ class MoodleDbSettings:
     def require(self, key: str) -> Union[str, int, None]:
         """The value of ``key``, or the ConfigError explaining why it cannot be read."""
         if key in self.problems:
-            raise ConfigError(self.problems[key])
+            raise ConfigError(self.problem_message([key]))
         value: Union[str, int, None] = getattr(self, key)
         return value
+
+    def problem_message(self, keys: Sequence[str]) -> str:
+        """One line for the problem of ``keys[0]``, naming every key of ``keys`` that
+        has the same one (an include hides them all: say so once, not key by key)."""
+        problem = self.problems[keys[0]]
+        same = [key for key in keys if self.problems.get(key) == problem]
+        names = ", ".join(PHP_NAMES[key] for key in same)
+        fix = OVERRIDES[same[0]] if len(same) == 1 else (
+            "[database] " + ", ".join(key if key != "dbtype" else "type" for key in same)
+            + " (or their ALT42_DB_* variables)")  # fmt: skip
+        return (
+            f"{self.source}: line {problem.line}: {names} {problem.reason}; alt42-heartbeat "
+            f"reads config.php as text and never runs PHP: set {fix}"
+        )
 
     def label(self, key: str) -> str:
         """``/path/config.php: $CFG->dbhost``: how messages name where a value came from."""
         return f"{self.source}: {PHP_NAMES[key]}"
 
 
-# --------------------------------------------------------------------------- reading
-
-
-def read_text_file(path: str, *, limit: int, hint: str, what: str = "file") -> tuple[str, int]:
-    """Read a small UTF-8 text file; return its text and its ``st_mode``.
-
-    Every way this can go wrong becomes one ConfigError naming ``path`` and ending in
-    ``hint`` (how to fix it). The size ``limit`` guards against pointing the job at a
-    log or a device; ``what`` names the kind of file in messages.
-    """
-    try:
-        with open(path, "rb") as handle:
-            info = os.fstat(handle.fileno())
-            if stat.S_ISDIR(info.st_mode):
-                raise ConfigError(f"{path}: is a directory, not a {what}; {hint}")
-            data = handle.read(limit + 1)
-    except ConfigError:
-        raise
-    except (FileNotFoundError, NotADirectoryError):
-        raise ConfigError(f"{path}: no such {what}; {hint}") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: is a directory, not a {what}; {hint}") from None
-    except PermissionError:
-        raise ConfigError(
-            f"{path}: permission denied for user {_current_user()}; let that user read it "
-            f"(e.g. chgrp <the job's group> {path} && chmod 0640 {path})"
-        ) from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read it ({exc.strerror or exc}); {hint}") from None
-    if len(data) > limit:
-        raise ConfigError(f"{path}: is larger than {limit} bytes, too big for a {what}; {hint}")
-    if b"\x00" in data:
-        raise ConfigError(f"{path}: is a binary file (it holds NUL bytes), not a {what}; {hint}")
-    try:
-        text = codecs.decode(data, "utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise ConfigError(
-            f"{path}: is not UTF-8 text (first bad byte on line {line}); save it as UTF-8"
-        ) from None
-    return text, info.st_mode
-
-
-def _current_user() -> str:
-    """The effective user's name, for "permission denied" messages."""
-    try:
-        return pwd.getpwuid(os.geteuid()).pw_name
-    except KeyError:  # pragma: no cover - a uid without a passwd entry
-        return str(os.geteuid())
-
-
 def read_moodle_config(path: str, referrer: Optional[str] = None) -> MoodleDbSettings:
-    """Read and parse the config.php at ``path`` (never executing it).
-
-    ``referrer`` (e.g. "[database] moodle_config in /etc/alt42/heartbeat.ini") is named
-    in the fix of "missing file" messages so the operator knows what to correct.
-    """
+    """Read and parse the config.php at ``path``; ``referrer`` (the INI key that named
+    it) appears in the fix of "missing file" messages."""
     where = referrer or "[database] moodle_config"
     text, _mode = read_text_file(
         path,
@@ -226,400 +144,241 @@ def read_moodle_config(path: str, referrer: Optional[str] = None) -> MoodleDbSet
 def parse_moodle_config(text: str, source: str) -> MoodleDbSettings:
     """Parse the text of a config.php; ``source`` names it in messages.
 
-    Raises ConfigError for what makes the whole file unusable: not PHP, truncated,
-    unterminated strings or comments, a dbtype other than MySQL/MariaDB, or no
-    database setting at all. Per-key problems are kept for :meth:`MoodleDbSettings.require`.
+    Raises ConfigError for what makes the whole file unusable: not PHP, truncated, a
+    literal dbtype other than MySQL/MariaDB, or no database setting at all. Per-key
+    problems are kept for :meth:`MoodleDbSettings.require`.
     """
-    tokens = tokenize(text, source)
-    parser = _Parser(tokens, source)
-    parser.run()
-    values: dict[str, Union[str, int, None]] = {}
-    problems: dict[str, str] = {}
-    for key, slot in parser.slots.items():
-        if isinstance(slot, _Problem):
-            problems[key] = _problem_message(source, key, slot)
-        else:
-            values[key] = slot.value
-    if not parser.slots:
+    reader = _Reader(tokenize(text, source), source)
+    reader.run()
+    if not reader.slots:
         raise ConfigError(
             f"{source}: sets none of $CFG->dbtype, dbhost, dbname, dbuser, dbpass, prefix, "
-            "dboptions; point [database] moodle_config at Moodle's config.php (includes and "
-            "requires are not followed) or set the [database] keys in the INI file"
+            "dboptions; point [database] moodle_config at Moodle's config.php or set the "
+            "[database] keys in the INI file"
         )
-    settings = MoodleDbSettings(
-        source=source,
-        dbtype=_as_str(values.get("dbtype")),
-        host=_as_str(values.get("host")),
-        name=_as_str(values.get("name")),
-        user=_as_str(values.get("user")),
-        password=_as_str(values.get("password")),
-        prefix=_as_str(values.get("prefix")),
-        port=_as_int(values.get("port")),
-        socket=_as_str(values.get("socket")),
-        problems=problems,
-    )
-    dbtype = settings.require("dbtype")
+    values: dict[str, Union[str, int, None]] = {}
+    problems: dict[str, Problem] = {}
+    for key, slot in reader.slots.items():
+        if isinstance(slot, Problem):
+            problems[key] = slot
+        else:
+            values[key] = slot.value
+    text_values = {k: v for k, v in values.items() if isinstance(v, str)}
+    dbtype = text_values.get("dbtype")
     if dbtype is not None and dbtype not in SUPPORTED_DBTYPES:
         raise ConfigError(
             f"{source}: $CFG->dbtype is {dbtype!r}; alt42-heartbeat supports mysqli, mariadb "
             "and auroramysql"
         )
-    return settings
+    port = values.get("port")
+    return MoodleDbSettings(
+        source=source,
+        port=port if isinstance(port, int) else None,
+        problems=problems,
+        **{key: text_values.get(key) for key in FIELDS if key != "port"},
+    )
 
 
-def _as_str(value: Union[str, int, None]) -> Optional[str]:
-    return value if isinstance(value, str) else None
+# --------------------------------------------------------------------------- tokens
+
+Scalar = Union[str, int, float, bool, None]
 
 
-def _as_int(value: Union[str, int, None]) -> Optional[int]:
-    return value if isinstance(value, int) else None
+@dataclass(frozen=True)
+class Opaque:
+    """A value PHP would compute at run time; ``reason`` says why it is not a literal."""
+
+    reason: str
 
 
-def _problem_message(source: str, key: str, problem: _Problem) -> str:
-    """One line: file, key, why, and where to set the value instead."""
-    if key == "dbtype":
-        fix = "write it as a plain quoted string such as 'mysqli'"
-    else:
-        fix = f"alt42-heartbeat reads config.php as text and never runs PHP: set {_OVERRIDES[key]}"
-    return f"{source}: {PHP_NAMES[key]} {problem.reason} (line {problem.line}); {fix}"
+class PhpArray(dict[Union[int, str], "PhpValue"]):
+    """An array literal (key -> value); ``unknown_keys``: some key was not a literal."""
+
+    unknown_keys = False
 
 
-# --------------------------------------------------------------------------- tokenizer
+PhpValue = Union[Scalar, PhpArray, Opaque]
 
 
 @dataclass(frozen=True)
 class Token:
-    """One PHP token. ``kind``: var, name, str, num, op; ``text`` is the name or operator.
+    """One PHP token. ``kind``: var (``text`` without the ``$``), name, str, num, op.
 
-    ``value`` is the literal value of str/num tokens; ``opaque`` says why a
-    literal-looking token is not one (a variable inside double quotes, backticks).
+    ``value`` is the literal of a str/num token; ``opaque`` says why a literal-looking
+    token is not one (a variable inside double quotes, a backtick command).
     """
 
     kind: str
     text: str
     line: int
-    value: PhpValue = None
+    value: Scalar = None
     opaque: Optional[str] = None
 
     def is_op(self, *ops: str) -> bool:
         return self.kind == "op" and self.text in ops
 
+    def is_word(self, *words: str) -> bool:
+        return self.kind == "name" and self.text.lower() in words
+
 
 _OPEN_TAG = re.compile(r"<\?(?:php(?=\s|$)|=|(?=\s))", re.IGNORECASE)
-_IDENT = re.compile(r"[A-Za-z_\x80-\U0010ffff][A-Za-z0-9_\x80-\U0010ffff]*")
-_NUMBER = re.compile(
-    r"0[xX][0-9a-fA-F](?:_?[0-9a-fA-F])*"
-    r"|0[bB][01](?:_?[01])*"
-    r"|0[oO][0-7](?:_?[0-7])*"
-    r"|(?:[0-9](?:_?[0-9])*)?\.[0-9](?:_?[0-9])*(?:[eE][+-]?[0-9](?:_?[0-9])*)?"
-    r"|[0-9](?:_?[0-9])*(?:\.(?:[0-9](?:_?[0-9])*)?)?(?:[eE][+-]?[0-9](?:_?[0-9])*)?"
+_WORD = r"[A-Za-z_\x80-\U0010ffff][\w\x80-\U0010ffff]*"
+_PHP_TOKEN = re.compile(
+    r"""(?P<space>\s+)
+      | (?P<comment>(?:\#|//)(?:[^\n?]|\?(?!>))*|/\*.*?\*/)
+      | (?P<close>\?>)
+      | (?P<single>'(?:[^'\\]|\\.)*')
+      | (?P<double>"(?:[^"\\]|\\.)*")
+      | (?P<heredoc><<<[ \t]*(?P<quote>['"]?)(?P<label>[A-Za-z_]\w*)(?P=quote)\r?\n)
+      | (?P<backtick>`[^`]*`)
+      | (?P<var>\$"""
+    + _WORD
+    + r""")
+      | (?P<num>0[xX][0-9a-fA-F_]+|0[bB][01_]+|0[oO][0-7_]+
+              |[0-9][0-9_]*(?:\.[0-9_]*)?(?:[eE][+-]?[0-9]+)?|\.[0-9][0-9_]*(?:[eE][+-]?[0-9]+)?)
+      | (?P<name>"""
+    + _WORD
+    + r""")
+      | (?P<unclosed>'|"|`|/\*)
+      | (?P<op>->|=>|::|\?\?=|\?\?|\*\*=|<<=|>>=|===|!==|\.\.\.
+             |[.+\-*/%&|^]=|[=!<>]=|\+\+|--|&&|\|\||.)
+    """,
+    re.VERBOSE | re.DOTALL,
 )
-_HEREDOC = re.compile(r"<<<[ \t]*(?:(['\"]?)([A-Za-z_][A-Za-z0-9_]*)\1)\r?\n")
-_OPERATORS = (
-    "<<=", ">>=", "**=", "...", "<=>", "===", "!==", "??=", "?->",
-    "->", "=>", "::", "==", "!=", "<>", "<=", ">=", "&&", "||", "??", "++", "--",
-    ".=", "+=", "-=", "*=", "/=", "%=", "&=", "|=", "^=", "<<", ">>", "**",
-)  # fmt: skip
-_SIMPLE_ESCAPES = {
-    "n": "\n", "t": "\t", "r": "\r", "v": "\v", "e": "\x1b", "f": "\f",
-    "\\": "\\", "$": "$", '"': '"',
-}  # fmt: skip
-_DIGITS = "0123456789"
-_INTERPOLATION = "is a double-quoted string with a PHP variable in it"
+_UNCLOSED = {"'": "a '...' string", '"': 'a "..." string', "`": "a `backtick` command"}
+_ESCAPE = re.compile(r'\\(?:([nrtvef\\$"])|([0-7]{1,3})|x([0-9A-Fa-f]{1,2})|u\{([0-9A-Fa-f]+)\})')
+_SIMPLE_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "v": "\v", "e": "\x1b", "f": "\f"}
+_INTERPOLATION = re.compile(r"(?<!\\)(?:\\\\)*(?:\$[A-Za-z_\x80-\U0010ffff{]|\{\$)")
+_INTERPOLATION_REASON = "is a double-quoted string with a PHP variable in it"
 
 
 def tokenize(text: str, source: str) -> list[Token]:
-    """Split PHP source into tokens, skipping comments and text outside ``<?php ?>``.
-
-    A closing ``?>`` becomes a ``;`` token (it ends a statement in PHP too).
-    """
-    return _Lexer(text, source).run()
-
-
-class _Lexer:
-    """A hand-written PHP lexer: just enough to find statement and literal boundaries."""
-
-    def __init__(self, text: str, source: str) -> None:
-        self.text = text
-        self.source = source
-        self.pos = 0
-        self.tokens: list[Token] = []
-
-    def line(self, pos: Optional[int] = None) -> int:
-        return self.text.count("\n", 0, self.pos if pos is None else pos) + 1
-
-    def fail(self, what: str, pos: int) -> NoReturn:
+    """The PHP tokens of ``text``: comments and text outside ``<?php ... ?>`` dropped,
+    a closing ``?>`` turned into ``;`` (it ends a statement in PHP too)."""
+    tokens: list[Token] = []
+    newlines = [m.start() for m in re.finditer("\n", text)]
+    pos = 0
+    found = False
+    while (tag := _OPEN_TAG.search(text, pos)) is not None:
+        found = True
+        pos = _php_mode(text, tag.end(), source, tokens, newlines)
+    if not found:
         raise ConfigError(
-            f"{self.source}: {what} starting on line {self.line(pos)} never ends; the file "
-            "looks truncated or is not valid PHP (php -l would say so)"
+            f"{source}: has no <?php tag, so it is not Moodle's config.php; point "
+            "[database] moodle_config at Moodle's config.php"
         )
+    return tokens
 
-    def run(self) -> list[Token]:
-        found_tag = False
-        while self.pos < len(self.text):
-            match = _OPEN_TAG.search(self.text, self.pos)
-            if match is None:
-                break
-            found_tag = True
-            self.pos = match.end()
-            self.php_mode()
-        if not found_tag:
-            raise ConfigError(
-                f"{self.source}: has no <?php tag, so it is not Moodle's config.php; point "
-                "[database] moodle_config at Moodle's config.php"
-            )
-        return self.tokens
 
-    def add(self, kind: str, text: str, start: int, **extra: object) -> None:
-        value = extra.get("value")
-        opaque = extra.get("opaque")
-        self.tokens.append(
-            Token(
-                kind,
-                text,
-                self.line(start),
-                value if isinstance(value, (str, int, float, bool)) else None,
-                opaque if isinstance(opaque, str) else None,
-            )
-        )
-
-    def php_mode(self) -> None:
-        """Tokenize until ``?>`` or the end of the text."""
-        text = self.text
-        while self.pos < len(text):
-            start = self.pos
-            char = text[start]
-            nxt = text[start + 1] if start + 1 < len(text) else ""
-            if char.isspace():
-                self.pos += 1
-            elif char == "?" and nxt == ">":
-                self.add("op", ";", start)
-                self.pos += 2
-                return
-            elif not self.comment(char, nxt) and not self.quoted(char):
-                self.plain(char, nxt)
-
-    def comment(self, char: str, nxt: str) -> bool:
-        """Skip a comment at ``pos``, if there is one."""
-        if char == "#" or (char == "/" and nxt == "/"):
-            self.line_comment()
-            return True
-        if char == "/" and nxt == "*":
-            end = self.text.find("*/", self.pos + 2)
-            if end < 0:
-                self.fail("a /* comment", self.pos)
-            self.pos = end + 2
-            return True
-        return False
-
-    def quoted(self, char: str) -> bool:
-        """Read a string (or a backtick command) at ``pos``, if there is one."""
-        start = self.pos
-        if char == "'":
-            self.single_quoted()
-        elif char == '"':
-            value, opaque = self.double_quoted(start + 1, '"')
-            self.add("str", '"', start, value=value, opaque=opaque)
-        elif char == "`":
-            end = self.text.find("`", start + 1)
-            if end < 0:
-                self.fail("a `backtick` command", start)
-            self.add("str", "`", start, opaque="runs a shell command")
-            self.pos = end + 1
-        elif self.text.startswith("<<<", start):
-            self.heredoc()
+def _php_mode(text: str, pos: int, source: str, out: list[Token], newlines: list[int]) -> int:
+    """Tokenize from ``pos`` up to and including ``?>``; return where PHP mode ended."""
+    while pos < len(text):
+        match = _PHP_TOKEN.match(text, pos)
+        if match is None:  # pragma: no cover - the last alternative matches any character
+            break
+        kind, start, pos = match.lastgroup or "op", match.start(), match.end()
+        if kind in ("space", "comment"):
+            continue
+        line = bisect.bisect(newlines, start) + 1
+        word = match.group()
+        if kind == "close":
+            out.append(Token("op", ";", line))
+            return pos
+        if kind == "unclosed":
+            _never_ends(source, _UNCLOSED.get(word, "a /* comment"), line)
+        if kind == "heredoc":
+            token, pos = _heredoc(text, match, source, line)
+            out.append(token)
+        elif kind in _MAKERS:
+            out.append(_MAKERS[kind](word, line))
         else:
-            return False
-        return True
+            out.append(Token(kind, word, line))
+    return pos
 
-    def plain(self, char: str, nxt: str) -> None:
-        """A variable, a number, a name or an operator at ``pos``."""
-        start = self.pos
-        if char == "$" and _IDENT.match(self.text, start + 1):
-            self.word("var", start + 1)
-        elif char in _DIGITS or (char == "." and nxt != "" and nxt in _DIGITS):
-            self.number()
-        elif _IDENT.match(self.text, start):
-            self.word("name", start)
+
+def _never_ends(source: str, what: str, line: int) -> NoReturn:
+    raise ConfigError(
+        f"{source}: {what} starting on line {line} never ends; the file looks truncated or "
+        "is not valid PHP (php -l would say so)"
+    )
+
+
+def _heredoc(text: str, match: re.Match[str], source: str, line: int) -> tuple[Token, int]:
+    """``<<<ID`` (like "...") or ``<<<'ID'`` (raw) up to its closing label, whose
+    indentation is removed from every line (PHP 7.3)."""
+    label, nowdoc = match.group("label"), match.group("quote") == "'"
+    closing = re.compile(r"^([ \t]*)" + label + r"(?![\w\x80-\U0010ffff])", re.MULTILINE)
+    end = closing.search(text, match.end())
+    if end is None:
+        _never_ends(source, "a <<<heredoc", line)
+    body = text[match.end() : end.start()].removesuffix("\n").removesuffix("\r")
+    indent = len(end.group(1))
+    body = "\n".join(part[indent:] for part in body.split("\n"))
+    decoded = (body, None) if nowdoc else _decode(body, heredoc=True)
+    return _string_token("<<<", line, *decoded), end.end()
+
+
+def _string_token(text: str, line: int, value: Optional[str], opaque: Optional[str]) -> Token:
+    return Token("str", text, line, value, opaque)
+
+
+def _decode(body: str, heredoc: bool) -> tuple[Optional[str], Optional[str]]:
+    """A double-quoted (or heredoc) string body: (value, None) or (None, why not).
+
+    PHP strings are bytes: escapes such as ``\\xc3\\xa9`` give bytes, read as UTF-8.
+    """
+    if _INTERPOLATION.search(body):
+        return None, _INTERPOLATION_REASON
+    out = bytearray()
+    pos = 0
+    for match in _ESCAPE.finditer(body):
+        simple, octal, hexa, code = match.groups()
+        if (simple == '"' and heredoc) or (code and int(code, 16) > 0x10FFFF):
+            continue  # PHP keeps these as written
+        out += body[pos : match.start()].encode("utf-8", "surrogatepass")
+        if simple:
+            out += _SIMPLE_ESCAPES.get(simple, simple).encode()
+        elif octal:
+            out.append(int(octal, 8) & 0xFF)
+        elif hexa:
+            out.append(int(hexa, 16))
         else:
-            op = next((op for op in _OPERATORS if self.text.startswith(op, start)), char)
-            self.add("op", op, start)
-            self.pos += len(op)
-
-    def word(self, kind: str, at: int) -> None:
-        """A ``$variable`` (``at`` after the ``$``) or a bare name."""
-        match = _IDENT.match(self.text, at)
-        if match is None:  # pragma: no cover - callers matched already
-            raise ConfigError(f"{self.source}: cannot read line {self.line()}")
-        self.add(kind, match.group(), self.pos)
-        self.pos = match.end()
-
-    def line_comment(self) -> None:
-        """``//`` and ``#`` comments end at a newline or at ``?>`` (which still counts)."""
-        end = len(self.text)
-        for stop in ("\n", "?>"):
-            found = self.text.find(stop, self.pos)
-            if 0 <= found < end:
-                end = found
-        self.pos = end
-
-    def single_quoted(self) -> None:
-        """'...': only \\' and \\\\ are escapes; any other backslash stays."""
-        start = self.pos
-        out: list[str] = []
-        i = start + 1
-        text = self.text
-        while i < len(text):
-            char = text[i]
-            if char == "\\" and i + 1 < len(text) and text[i + 1] in "'\\":
-                out.append(text[i + 1])
-                i += 2
-            elif char == "'":
-                self.add("str", "'", start, value="".join(out))
-                self.pos = i + 1
-                return
-            else:
-                out.append(char)
-                i += 1
-        self.fail("a '...' string", start)
-
-    def double_quoted(self, i: int, close: str) -> tuple[Optional[str], Optional[str]]:
-        """Read a "..." string body from ``i``; return (value, opaque reason).
-
-        PHP escapes are decoded to bytes and then read as UTF-8, as PHP strings are
-        bytes. ``$name``, ``{$`` and ``${`` interpolate variables: the value is then
-        unknown, but the string still has to be skipped correctly (``{$a["k"]}`` may
-        hold quotes).
-        """
-        start = i - 1
-        text = self.text
-        out = bytearray()
-        opaque: Optional[str] = None
-        while i < len(text):
-            char = text[i]
-            nxt = text[i + 1] if i + 1 < len(text) else ""
-            if char == close:
-                self.pos = i + 1
-                if opaque is not None:
-                    return None, opaque
-                try:
-                    return out.decode("utf-8"), None
-                except UnicodeDecodeError:
-                    return None, "is a double-quoted string whose escapes are not UTF-8"
-            if char == "\\":
-                i = self._escape(i, out, close)
-            elif char == "$" and (_IDENT.match(text, i + 1) or nxt == "{"):
-                opaque = _INTERPOLATION
-                out += b"$"
-                i += 1
-            elif char == "{" and nxt == "$":
-                opaque = _INTERPOLATION
-                i = self._skip_braces(i, start)
-            else:
-                out += char.encode("utf-8", "surrogatepass")
-                i += 1
-        self.fail('a "..." string', start)
-
-    def _escape(self, i: int, out: bytearray, close: str) -> int:
-        """Decode the escape at ``text[i] == '\\'`` into ``out``; return the next index."""
-        text = self.text
-        nxt = text[i + 1] if i + 1 < len(text) else ""
-        if nxt in _SIMPLE_ESCAPES and (nxt != '"' or close == '"'):
-            out += _SIMPLE_ESCAPES[nxt].encode()
-            return i + 2
-        octal = re.match(r"[0-7]{1,3}", text[i + 1 : i + 4])
-        if octal:
-            out.append(int(octal.group(), 8) & 0xFF)
-            return i + 1 + octal.end()
-        hexa = re.match(r"x([0-9A-Fa-f]{1,2})", text[i + 1 : i + 4])
-        if hexa:
-            out.append(int(hexa.group(1), 16))
-            return i + 1 + hexa.end()
-        uni = re.match(r"u\{([0-9A-Fa-f]{1,6})\}", text[i + 1 : i + 10])
-        if uni and int(uni.group(1), 16) <= 0x10FFFF:
-            out += chr(int(uni.group(1), 16)).encode("utf-8", "surrogatepass")
-            return i + 1 + uni.end()
-        out += b"\\"  # unknown escape: PHP keeps the backslash
-        return i + 1
-
-    def _skip_braces(self, i: int, start: int) -> int:
-        """Skip ``{$...}`` inside a double-quoted string, quotes inside it included."""
-        text = self.text
-        depth = 0
-        while i < len(text):
-            char = text[i]
-            if char == "{":
-                depth += 1
-            elif char == "}":
-                depth -= 1
-                if depth == 0:
-                    return i + 1
-            elif char in "'\"":
-                end = i + 1
-                while end < len(text) and text[end] != char:
-                    end += 2 if text[end] == "\\" else 1
-                i = end
-            i += 1
-        self.fail('a "..." string', start)
-
-    def heredoc(self) -> None:
-        """``<<<ID`` heredoc (like "...") and ``<<<'ID'`` nowdoc (raw), PHP 7.3 style."""
-        start = self.pos
-        match = _HEREDOC.match(self.text, start)
-        if match is None:
-            self.add("op", "<<", start)
-            self.pos += 2
-            return
-        quote, ident = match.group(1), match.group(2)
-        body_start = match.end()
-        closing = re.compile(r"^([ \t]*)" + re.escape(ident) + r"(?![A-Za-z0-9_\x80-\uffff])", re.M)
-        end = closing.search(self.text, body_start)
-        if end is None:
-            self.fail("a <<<heredoc", start)
-        indent = len(end.group(1))
-        body = self.text[body_start : end.start()]
-        body = body[:-1] if body.endswith("\n") else body
-        body = body[:-1] if body.endswith("\r") else body
-        body = "\n".join(line[indent:] for line in body.split("\n"))
-        self.pos = end.end()
-        if quote == "'":
-            self.add("str", "<<<", start, value=body)
-            return
-        saved_text, saved_pos = self.text, self.pos
-        self.text = body + "\x00"  # a sentinel closer that cannot occur in the body
-        value, opaque = self.double_quoted(0, "\x00")
-        self.text, self.pos = saved_text, saved_pos
-        self.add("str", "<<<", start, value=value, opaque=opaque)
-
-    def number(self) -> None:
-        start = self.pos
-        match = _NUMBER.match(self.text, start)
-        if match is None:  # pragma: no cover - callers checked for a digit
-            raise ConfigError(f"{self.source}: cannot read line {self.line()}")
-        raw = match.group().replace("_", "")
-        self.pos = match.end()
-        value: Union[int, float]
-        lower = raw.lower()
-        try:
-            if lower.startswith("0x"):
-                value = int(raw[2:], 16)
-            elif lower.startswith("0b"):
-                value = int(raw[2:], 2)
-            elif lower.startswith("0o"):
-                value = int(raw[2:], 8)
-            elif "." in raw or "e" in lower:
-                value = float(raw)
-            elif len(raw) > 1 and raw.startswith("0"):
-                value = int(raw, 8)  # PHP: a leading 0 means octal
-            else:
-                value = int(raw)
-        except ValueError:
-            self.add("num", raw, start, opaque="is not a valid PHP number")
-            return
-        self.add("num", raw, start, value=value)
+            out += chr(int(code, 16)).encode("utf-8", "surrogatepass")
+        pos = match.end()
+    out += body[pos:].encode("utf-8", "surrogatepass")
+    try:
+        return out.decode("utf-8"), None
+    except UnicodeDecodeError:
+        return None, "is a double-quoted string whose escapes are not UTF-8"
 
 
-# --------------------------------------------------------------------------- parser
+def _number_token(raw: str, line: int) -> Token:
+    digits = raw.replace("_", "").lower()
+    value: Union[int, float]
+    try:
+        if digits[:2] in ("0x", "0b", "0o"):
+            value = int(digits[2:], {"x": 16, "b": 2, "o": 8}[digits[1]])
+        elif "." in digits or "e" in digits:
+            value = float(digits)
+        elif len(digits) > 1 and digits.startswith("0"):
+            value = int(digits, 8)  # PHP: a leading 0 means octal
+        else:
+            value = int(digits)
+    except ValueError:
+        return Token("num", raw, line, opaque="is not a valid PHP number")
+    return Token("num", raw, line, value)
+
+
+_MAKERS: Mapping[str, Callable[[str, int], Token]] = {
+    "single": lambda word, line: Token("str", "'", line, re.sub(r"\\([\\'])", r"\1", word[1:-1])),
+    "double": lambda word, line: _string_token('"', line, *_decode(word[1:-1], heredoc=False)),
+    "backtick": lambda _word, line: Token("str", "`", line, opaque="runs a shell command"),
+    "num": _number_token,
+    "var": lambda word, line: Token("var", word[1:], line),
+}
+
+
+# --------------------------------------------------------------------------- statements
 
 
 @dataclass(frozen=True)
@@ -628,75 +387,67 @@ class _Value:
     line: int
 
 
-@dataclass(frozen=True)
-class _Problem:
-    reason: str
-    line: int
-
-
 class _NotLiteral(Exception):
-    """Raised inside the expression parser; turns the value into an :class:`Opaque`."""
-
     def __init__(self, reason: str = "is not a literal value") -> None:
         super().__init__(reason)
         self.reason = reason
 
 
 _EOF = Token("eof", "", 0)
-_IN_BLOCK = "is assigned inside a block (if, function, ...)"
-_ASSIGN_OPS: frozenset[str] = frozenset(
-    {"=", ".=", "+=", "-=", "*=", "/=", "%=", "**=", "??=", "&=", "|=", "^=", "<<=", ">>="}
+_UNDEFINED = Opaque("undefined")
+_CONDITIONAL = (
+    "is assigned inside a block or under a condition (if, else, function, ...), so it "
+    "cannot be read as text"
 )
-_CHANGE_OPS = (*sorted(_ASSIGN_OPS), "++", "--")
-_OPENERS = {"(": ")", "[": "]", "{": "}"}
-_CLOSERS = frozenset(_OPENERS.values())
-_STATEMENT_END = frozenset({";"})
+_CHANGED = "is changed by a statement that cannot be read as text"
+_CHANGE_OPS = (
+    *("=", ".=", "+=", "-=", "*=", "/=", "%=", "**=", "??=", "&=", "|=", "^=", "<<=", ">>="),
+    *("++", "--"),
+)
+_CONTROL = frozenset({"if", "elseif", "else", "while", "for", "foreach", "switch", "declare"})
+_BLOCK_ENDS = frozenset({"endif", "endwhile", "endfor", "endforeach", "endswitch", "enddeclare"})
+_INCLUDES = frozenset({"include", "include_once", "require", "require_once"})
 
 
-class _Parser:
-    """Walk statements; record ``$CFG->x = literal;`` for the properties that matter.
+class _Reader:
+    """Walks the statements of config.php and records the fields in ``slots``.
 
-    ``slots`` maps a field to its last value or to the problem that hides it. An
-    assignment inside ``{...}`` (if, function, ...) is a problem: whether it runs
-    depends on PHP. ``$CFG = new stdClass();`` and ``unset($CFG);`` start afresh.
+    ``slots`` maps a field to its last value or to the problem that hides it. ``depth``
+    counts the blocks around the current statement (``{ }`` and ``: ... endif;``), and
+    ``guarded`` is set for the single statement that an ``if (...)`` without braces
+    governs: only a statement at depth 0 and not guarded surely runs.
     """
 
     def __init__(self, tokens: list[Token], source: str) -> None:
         self.tokens = tokens
         self.source = source
         self.pos = 0
-        self.depth = 0  # nesting of { } blocks at statement level
-        self.slots: dict[str, Union[_Value, _Problem]] = {}
+        self.depth = 0
+        self.guarded = False
+        self.done = False  # lib/setup.php was included: the configuration is over
+        self.slots: dict[str, Union[_Value, Problem]] = {}
+        self.constants: dict[str, PhpValue] = {}
 
-    # -- token helpers
     def peek(self, offset: int = 0) -> Token:
         index = self.pos + offset
         return self.tokens[index] if index < len(self.tokens) else _EOF
 
-    def truncated(self, line: int) -> NoReturn:
+    def fail(self, what: str, line: int) -> NoReturn:
         raise ConfigError(
-            f"{self.source}: ends in the middle of a statement (from line {line}); the file "
-            "looks truncated or is not valid PHP (php -l would say so)"
+            f"{self.source}: {what} (line {line}); the file looks truncated or is not valid "
+            "PHP (php -l would say so)"
         )
 
-    def is_cfg_property(self, offset: int = 0) -> bool:
-        return (
-            self.peek(offset).kind == "var"
-            and self.peek(offset).text == "CFG"
-            and self.peek(offset + 1).is_op("->")
-            and self.peek(offset + 2).kind == "name"
-        )
-
-    # -- statements
     def run(self) -> None:
-        while self.pos < len(self.tokens):
+        while self.pos < len(self.tokens) and not self.done:
             token = self.peek()
             if token.is_op(";"):
                 self.pos += 1
             elif token.is_op("{"):
                 self.depth += 1
+                self.guarded = False
                 self.pos += 1
-            elif token.is_op("}"):
+            elif token.is_op("}") or token.is_word(*_BLOCK_ENDS):
                 if self.depth == 0:
                     raise ConfigError(
                         f"{self.source}: line {token.line} closes a block that was never "
@@ -704,246 +455,302 @@ class _Parser:
                     )
                 self.depth -= 1
                 self.pos += 1
+            elif token.is_word(*_CONTROL):
+                self.control()
             else:
                 self.statement()
-        if self.depth > 0:
-            self.truncated(self.tokens[-1].line)
+        if self.depth > 0 and not self.done:
+            self.fail("ends in the middle of a block that is never closed", self.tokens[-1].line)
+
+    def control(self) -> None:
+        """``if (...)``, ``else``, ``while (...)``...: what follows runs under a condition."""
+        keyword = self.peek().text.lower()
+        self.pos += 1
+        if self.peek().is_op("("):
+            end = self.matching(self.pos)
+            self.note_changes(self.tokens[self.pos : end + 1], _CHANGED)
+            self.pos = end + 1
+        following = self.peek()
+        if following.is_op(":"):  # alternative syntax: if (...): ... endif;
+            self.pos += 1
+            if keyword not in ("elseif", "else"):  # those continue the open block
+                self.depth += 1
+        elif not following.is_op("{", ";"):
+            self.guarded = True  # a single statement without braces
 
     def statement(self) -> None:
-        start = self.pos
-        first = self.peek()
-        if self.is_cfg_property():
-            prop = self.peek(2).text
-            if self.peek(3).is_op("="):
-                self.pos += 4
-                value = self.value(_STATEMENT_END)
-                self.end_statement(first.line)
-                self.assign(prop, value, first.line)
-                return
-            if prop == "dboptions" and self.peek(3).is_op("["):
-                self.pos += 4
-                key = self.value(frozenset({"]"}))
-                if self.peek().is_op("]") and self.peek(1).is_op("="):
-                    self.pos += 2
-                    value = self.value(_STATEMENT_END)
-                    self.end_statement(first.line)
-                    self.assign_option(key, value, first.line)
-                    return
-                self.pos = start
-        elif self.depth == 0 and self._starts_reset():
-            self.slots.clear()
-        self.skip_statement()
-
-    def _starts_reset(self) -> bool:
-        """``$CFG = ...`` or ``unset($CFG)``: everything set so far is gone."""
-        first = self.peek()
-        if first.kind == "var" and first.text == "CFG" and self.peek(1).is_op("="):
-            return True
-        return (
-            first.kind == "name"
-            and first.text.lower() == "unset"
-            and self.peek(1).is_op("(")
-            and self.peek(2).kind == "var"
-            and self.peek(2).text == "CFG"
-            and self.peek(3).is_op(")")
-        )
-
-    def end_statement(self, line: int) -> None:
-        token = self.peek()
-        if token.kind == "eof":
-            self.truncated(line)
-        if token.is_op(";"):
-            self.pos += 1
-
-    def skip_statement(self) -> None:
-        """Skip a statement we do not read, up to ``;`` or a block brace, noting any
-        assignment to a ``$CFG`` property that matters hidden inside it."""
+        """One statement up to ``;`` (or a block brace); record or taint what it sets."""
         start = self.pos
         depth = 0
         while True:
             token = self.peek()
             if token.kind == "eof":
-                self.truncated(self.tokens[start].line)
-            if depth == 0 and token.is_op(";", "{", "}"):
+                self.fail("ends in the middle of a statement", self.tokens[start].line)
+            if depth == 0 and token.is_op(";", "{", "}") and not self.peek(-1).is_op("->"):
                 break
-            if token.is_op("(", "["):
+            if token.is_op("(", "[", "{"):  # "{" here: $CFG->{'name'}
                 depth += 1
-            elif token.is_op(")", "]"):
+            elif token.is_op(")", "]", "}"):
                 depth -= 1
             self.pos += 1
-        self.note_hidden_assignments(start, self.pos)
+        tokens = self.tokens[start : self.pos]
         if self.peek().is_op(";"):
             self.pos += 1
+        certain = self.depth == 0 and not self.guarded
+        self.guarded = False
+        rest = self.record(tokens) if certain else tokens
+        self.note_changes(rest, _CHANGED if certain else _CONDITIONAL)
 
-    def note_hidden_assignments(self, start: int, end: int) -> None:
-        """Mark properties assigned inside a skipped range (``if ($x) $CFG->dbhost = ..``,
-        ``$CFG->dbpass .= ..``, ``$a = $CFG->dbname = ..``) as unknowable."""
-        saved = self.pos
-        for index in range(start, end):
-            self.pos = index
-            if not self.is_cfg_property() or self.peek(2).text not in _PROPERTY_FIELDS:
-                continue
-            after = index + 3
-            while after < end and self.tokens[after].is_op("["):
-                after = self._matching(after, end) + 1
-            if after < end and self.tokens[after].is_op(*_CHANGE_OPS):
-                reason = "is changed by a statement that cannot be read as text"
-                for key in _PROPERTY_FIELDS[self.peek(2).text]:
-                    self.slots[key] = _Problem(reason, self.tokens[index].line)
-        self.pos = saved
+    def record(self, tokens: list[Token]) -> list[Token]:
+        """Apply a statement that surely runs; return the part still to be checked."""
+        for handler in (self.assignment, self.reset, self.constant, self.setup):
+            rest = handler(tokens)
+            if rest is not None:
+                return rest
+        return tokens
 
-    def _matching(self, index: int, end: int) -> int:
-        """Index of the bracket closing the one at ``index`` (or ``end``)."""
-        depth = 0
-        for pos in range(index, end):
-            token = self.tokens[pos]
-            if token.is_op(*_OPENERS):
-                depth += 1
-            elif token.is_op(*_CLOSERS):
-                depth -= 1
-                if depth == 0:
-                    return pos
-        return end
+    def assignment(self, tokens: list[Token]) -> Optional[list[Token]]:
+        """``$CFG->dbhost = ...;`` and ``$CFG->dboptions['dbport'] = ...;``"""
+        if not _is_cfg(tokens, 0) or len(tokens) < 4:
+            return None
+        prop, line = tokens[2].text, tokens[0].line
+        if tokens[3].is_op("="):
+            self.assign(prop, self.value(tokens[4:]), line)
+            return tokens[4:]
+        if prop == "dboptions" and tokens[3].is_op("["):
+            close = _matching(tokens, 3)
+            if close + 1 < len(tokens) and tokens[close + 1].is_op("="):
+                key = self.value(tokens[4:close])
+                self.assign_option(key, self.value(tokens[close + 2 :]), line)
+                return tokens[close + 2 :]
+        return None
+
+    def reset(self, tokens: list[Token]) -> Optional[list[Token]]:
+        """``$CFG = new stdClass();`` or ``unset($CFG);``: what was set before is gone."""
+        first = tokens[0]
+        assigned = first.kind == "var" and first.text == "CFG" and tokens[1:2] != []
+        if (assigned and tokens[1].is_op("=")) or _is_unset_cfg(tokens):
+            self.slots.clear()
+            return tokens[2:]
+        return None
+
+    def constant(self, tokens: list[Token]) -> Optional[list[Token]]:
+        """``define('NAME', literal);`` or ``const NAME = literal;``"""
+        first = tokens[0]
+        if first.is_word("define") and len(tokens) > 3 and tokens[1].is_op("("):
+            args = tokens[2:-1] if tokens[-1].is_op(")") else []
+            comma = next((i for i, t in enumerate(args) if t.is_op(",")), -1)
+            name = self.value(args[:comma]) if comma > 0 else None
+            if isinstance(name, str):
+                self.constants[name] = self.value(args[comma + 1 :])
+                return args[comma + 1 :]
+        if first.is_word("const") and len(tokens) > 3 and tokens[2].is_op("="):
+            self.constants[tokens[1].text] = self.value(tokens[3:])
+            return tokens[3:]
+        return None
+
+    def setup(self, tokens: list[Token]) -> Optional[list[Token]]:
+        """``require_once(__DIR__ . '/lib/setup.php');`` ends the configuration."""
+        if tokens[0].is_word(*_INCLUDES) and _includes_setup(tokens):
+            self.done = True
+            return []
+        return None
+
+    def note_changes(self, tokens: Sequence[Token], reason: str) -> None:
+        """Taint every field that ``tokens`` may change: ``$CFG->dbhost = ...`` hidden
+        in a condition or a chain, ``$CFG->dbpass .= ...``, a dynamic ``$CFG->$name``,
+        or an include of another file."""
+        for index, token in enumerate(tokens):
+            if token.is_word(*_INCLUDES) and not _includes_setup(tokens[index:]):
+                why = "may be set in the file included here (includes are not followed)"
+                for key in FIELDS:
+                    self.slots[key] = Problem(why, token.line)
+            for key in _changed_fields(tokens, index):
+                self.slots[key] = Problem(reason, token.line)
 
     # -- assignments
     def assign(self, prop: str, value: PhpValue, line: int) -> None:
-        fields = _PROPERTY_FIELDS.get(prop)
-        if fields is None:
-            return
-        if self.depth > 0:
-            for key in fields:
-                self.slots[key] = _Problem(_IN_BLOCK, line)
-            return
-        if prop != "dboptions":
-            self.slots[fields[0]] = _string_slot(value, line)
-            return
-        if isinstance(value, PhpArray):
-            for option, key in _OPTION_FIELDS.items():
-                if option in value.items:
-                    self.slots[key] = _option_slot(key, value.items[option], line)
-                elif value.opaque_keys:
-                    self.slots[key] = _Problem("has array keys that are not literal", line)
+        if prop in _PROPERTIES:
+            self.slots[_PROPERTIES[prop]] = _string_slot(value, line)
+        elif prop == "dboptions":
+            for option, key in _OPTIONS.items():
+                if isinstance(value, PhpArray):
+                    if option in value:
+                        self.slots[key] = _option_slot(key, value[option], line)
+                    elif value.unknown_keys:
+                        self.slots[key] = Problem("has array keys that are not literal", line)
+                    else:
+                        self.slots[key] = _Value(None, line)
                 else:
-                    self.slots[key] = _Value(None, line)
-            return
-        reason = value.reason if isinstance(value, Opaque) else "is not an array"
-        for key in fields:
-            self.slots[key] = _Problem(reason, line)
+                    reason = value.reason if isinstance(value, Opaque) else "is not an array"
+                    self.slots[key] = Problem(reason, line)
 
     def assign_option(self, option: PhpValue, value: PhpValue, line: int) -> None:
         """``$CFG->dboptions['dbport'] = 3307;``"""
         if isinstance(option, Opaque):
-            for key in _OPTION_FIELDS.values():
-                self.slots[key] = _Problem("is set with a key that is not literal", line)
-            return
-        field_name = _OPTION_FIELDS.get(option) if isinstance(option, str) else None
-        if field_name is None:
-            return
-        if self.depth > 0:
-            self.slots[field_name] = _Problem(_IN_BLOCK, line)
-        else:
-            self.slots[field_name] = _option_slot(field_name, value, line)
+            for key in _OPTIONS.values():
+                self.slots[key] = Problem("is set with a key that is not literal", line)
+        elif isinstance(option, str) and option in _OPTIONS:
+            key = _OPTIONS[option]
+            self.slots[key] = _option_slot(key, value, line)
 
-    # -- expressions
-    def value(self, stop: frozenset[str]) -> PhpValue:
-        """A literal expression ending at one of ``stop`` (not consumed), else Opaque."""
-        start = self.pos
+    # -- literal expressions
+    def value(self, tokens: Sequence[Token]) -> PhpValue:
+        """The literal ``tokens`` spell, else an :class:`Opaque` saying why not."""
+        if not tokens:
+            return Opaque("is not a literal value")
         try:
-            result = self.expr()
-            if self.peek().kind == "op" and self.peek().text in stop:
-                return result
-            raise _NotLiteral()
+            result, end = self.expr(tokens, 0)
+            if end != len(tokens):
+                raise _NotLiteral()
+            return result
         except _NotLiteral as exc:
-            reason = exc.reason
-        self.pos = start
-        self.skip_to(stop)
-        self.note_hidden_assignments(start, self.pos)
-        return Opaque(reason)
+            return Opaque(exc.reason)
 
-    def skip_to(self, stop: frozenset[str]) -> None:
-        start_line = self.peek().line
-        depth = 0
-        while True:
-            token = self.peek()
-            if token.kind == "eof":
-                self.truncated(start_line)
-            if token.kind == "op":
-                if depth == 0 and token.text in stop:
-                    return
-                if token.text in _OPENERS:
-                    depth += 1
-                elif token.text in _CLOSERS:
-                    depth -= 1
-                    if depth < 0:  # a stray closer: let the caller see it
-                        return
-            self.pos += 1
+    def expr(self, tokens: Sequence[Token], pos: int) -> tuple[PhpValue, int]:
+        result, pos = self.term(tokens, pos)
+        while pos < len(tokens) and tokens[pos].is_op("."):
+            right, pos = self.term(tokens, pos + 1)
+            result = _php_string(result) + _php_string(right)
+        return result, pos
 
-    def expr(self) -> PhpValue:
-        result = self.term()
-        while self.peek().is_op("."):
-            self.pos += 1
-            result = _concat(result, self.term())
-        return result
-
-    def term(self) -> PhpValue:
-        token = self.peek()
-        self.pos += 1
+    def term(self, tokens: Sequence[Token], pos: int) -> tuple[PhpValue, int]:
+        token = tokens[pos] if pos < len(tokens) else _EOF
+        nxt = tokens[pos + 1] if pos + 1 < len(tokens) else _EOF
         if token.kind in ("str", "num"):
             if token.opaque is not None:
                 raise _NotLiteral(token.opaque)
-            return token.value
-        if token.is_op("-", "+") and self.peek().kind == "num" and self.peek().opaque is None:
-            number = self.peek().value
-            self.pos += 1
+            return token.value, pos + 1
+        if token.is_op("-", "+") and nxt.kind == "num" and nxt.opaque is None:
+            number = nxt.value
             if isinstance(number, (int, float)) and not isinstance(number, bool):
-                return -number if token.text == "-" else number
-            raise _NotLiteral()
-        if token.kind == "name":
-            word = token.text.lower()
-            if word in ("true", "false", "null") and not self.peek().is_op("(", "::"):
-                return {"true": True, "false": False, "null": None}[word]
-            if word == "array" and self.peek().is_op("("):
-                self.pos += 1
-                return self.elements(")")
+                return (-number if token.text == "-" else number), pos + 2
+        if token.is_word("array") and nxt.is_op("("):
+            return self.elements(tokens, pos + 2, ")")
+        if token.kind == "name" and not nxt.is_op("(", "::"):
+            return self.name(token), pos + 1
         if token.is_op("["):
-            return self.elements("]")
+            return self.elements(tokens, pos + 1, "]")
         if token.is_op("("):
-            inner = self.expr()
-            if not self.peek().is_op(")"):
-                raise _NotLiteral()
-            self.pos += 1
-            return inner
+            inner, pos = self.expr(tokens, pos + 1)
+            if pos < len(tokens) and tokens[pos].is_op(")"):
+                return inner, pos + 1
         raise _NotLiteral()
 
-    def elements(self, close: str) -> PhpArray:
-        """Array elements up to ``close``: ``key => value`` or ``value``, trailing comma ok."""
+    def name(self, token: Token) -> PhpValue:
+        """true, false, null, or a constant config.php defined with a literal."""
+        word = token.text.lower()
+        if word in ("true", "false", "null"):
+            return {"true": True, "false": False, "null": None}[word]
+        constant = self.constants.get(token.text, _UNDEFINED)
+        if constant is _UNDEFINED:
+            raise _NotLiteral(
+                f"is the constant {token.text}, which config.php does not define() as text"
+            )
+        if isinstance(constant, Opaque):
+            raise _NotLiteral(
+                f"is the constant {token.text}, which config.php defines with a value PHP computes"
+            )
+        return constant
+
+    def elements(self, tokens: Sequence[Token], pos: int, close: str) -> tuple[PhpArray, int]:
+        """``key => value, value, ...`` up to ``close``; an element PHP would compute
+        taints only itself (``'dbcollation' => getenv(...)`` leaves dbport readable)."""
         array = PhpArray()
+        index = 0
         while True:
-            if self.peek().is_op(close):
-                self.pos += 1
-                return array
-            if self.peek().kind == "eof":
+            if pos >= len(tokens):
                 raise _NotLiteral()
-            first = self.value(frozenset({",", "=>", close}))
-            if self.peek().is_op("=>"):
-                self.pos += 1
-                array.set(first, self.value(frozenset({",", close})))
-            else:
-                if isinstance(first, Opaque):  # maybe ...$spread: keys unknown
-                    array.opaque_keys = True
-                array.append(first)
-            if self.peek().is_op(","):
-                self.pos += 1
-            elif not self.peek().is_op(close):
-                raise _NotLiteral()
+            if tokens[pos].is_op(close):
+                return array, pos + 1
+            end = pos
+            depth = 0
+            while end < len(tokens) and not (depth == 0 and tokens[end].is_op(",", close)):
+                depth += tokens[end].is_op("(", "[") - tokens[end].is_op(")", "]")
+                end += 1
+            item = tokens[pos:end]
+            arrow = next((i for i, t in enumerate(item) if t.is_op("=>")), -1)
+            value = self.value(item[arrow + 1 :])
+            key = self.value(item[:arrow]) if arrow >= 0 else index
+            spread = arrow < 0 and bool(item) and item[0].is_op("...")
+            if isinstance(key, (str, int)) and not isinstance(key, bool) and not spread:
+                array[key] = value
+                if isinstance(key, int):
+                    index = key + 1
+            else:  # a computed key, or ...$spread: which keys there are is unknown
+                array.unknown_keys = True
+            pos = end + 1 if end < len(tokens) and tokens[end].is_op(",") else end
+
+    def matching(self, index: int) -> int:
+        end = _matching(self.tokens, index)
+        if end >= len(self.tokens):
+            self.fail("ends in the middle of a statement", self.tokens[index].line)
+        return end
 
 
-def _concat(left: PhpValue, right: PhpValue) -> str:
-    """PHP's ``.`` for the scalar literals whose string form is unambiguous."""
-    return _php_string(left) + _php_string(right)
+def _changed_fields(tokens: Sequence[Token], index: int) -> Sequence[str]:
+    """The fields that a change of ``$CFG->...`` starting at ``index`` may set."""
+    start = tokens[index : index + 2]
+    is_cfg = len(tokens) > index + 2 and start[0].kind == "var" and start[0].text == "CFG"
+    if not (is_cfg and start[1].is_op("->")):
+        return ()
+    prop = tokens[index + 2]
+    after = _matching(tokens, index + 2) + 1 if prop.is_op("{") else index + 3
+    while after < len(tokens) and tokens[after].is_op("["):
+        after = _matching(tokens, after) + 1
+    if after >= len(tokens) or not tokens[after].is_op(*_CHANGE_OPS):
+        return ()
+    if prop.kind != "name":  # $CFG->$name or $CFG->{...}: could be any of them
+        return FIELDS
+    if prop.text != "dboptions":
+        return (_PROPERTIES[prop.text],) if prop.text in _PROPERTIES else ()
+    option = tokens[index + 4].value if after > index + 3 else None
+    if not isinstance(option, str):  # the whole array, or a key PHP computes
+        return tuple(_OPTIONS.values())
+    return tuple(_OPTIONS[name] for name in (option,) if name in _OPTIONS)
+
+
+def _is_cfg(tokens: Sequence[Token], index: int) -> bool:
+    """``$CFG->name`` at ``index``."""
+    return (
+        len(tokens) > index + 2
+        and tokens[index].kind == "var"
+        and tokens[index].text == "CFG"
+        and tokens[index + 1].is_op("->")
+        and tokens[index + 2].kind == "name"
+    )
+
+
+def _is_unset_cfg(tokens: Sequence[Token]) -> bool:
+    return (
+        len(tokens) == 4
+        and tokens[0].is_word("unset")
+        and tokens[1].is_op("(")
+        and tokens[2].kind == "var"
+        and tokens[2].text == "CFG"
+        and tokens[3].is_op(")")
+    )
+
+
+def _includes_setup(tokens: Sequence[Token]) -> bool:
+    """``require_once(__DIR__ . '/lib/setup.php')``: Moodle's own bootstrap, which sets
+    no database setting (it uses them); its argument is the first string that follows."""
+    path = next((t.value for t in tokens[1:] if t.kind == "str"), None)
+    return isinstance(path, str) and path.replace("\\", "/").endswith("lib/setup.php")
+
+
+def _matching(tokens: Sequence[Token], index: int) -> int:
+    """Index of the bracket closing the one at ``index`` (``len(tokens)`` if none)."""
+    depth = 0
+    for pos in range(index, len(tokens)):
+        depth += tokens[pos].is_op("(", "[", "{") - tokens[pos].is_op(")", "]", "}")
+        if depth == 0:
+            return pos
+    return len(tokens)
 
 
 def _php_string(value: PhpValue) -> str:
+    """PHP's ``.`` for the scalar literals whose string form is unambiguous."""
     if isinstance(value, bool):
         return "1" if value else ""
     if value is None:
@@ -960,47 +767,45 @@ def _type_name(value: PhpValue) -> str:
         return "null"
     if isinstance(value, (int, float)):
         return "a number"
-    if isinstance(value, PhpArray):
-        return "an array"
-    return "a string"
+    return "an array" if isinstance(value, PhpArray) else "a string"
 
 
-def _string_slot(value: PhpValue, line: int) -> Union[_Value, _Problem]:
+def _string_slot(value: PhpValue, line: int) -> Union[_Value, Problem]:
     """dbhost, dbname, dbuser, dbpass, prefix, dbtype: a string (an int is taken as
     its digits, as PHP would). Never quote the value: it may be the password."""
     if isinstance(value, Opaque):
-        return _Problem(value.reason, line)
+        return Problem(value.reason, line)
     if isinstance(value, str):
         return _Value(value, line)
     if isinstance(value, int) and not isinstance(value, bool):
         return _Value(str(value), line)
-    return _Problem(f"is {_type_name(value)}, not a string", line)
+    return Problem(f"is {_type_name(value)}, not a string", line)
 
 
-def _option_slot(key: str, value: PhpValue, line: int) -> Union[_Value, _Problem]:
+def _option_slot(key: str, value: PhpValue, line: int) -> Union[_Value, Problem]:
     """One ``dboptions`` entry that matters: ``dbport`` or ``dbsocket``."""
     if isinstance(value, Opaque):
-        return _Problem(value.reason, line)
+        return Problem(value.reason, line)
     return _port_slot(value, line) if key == "port" else _socket_slot(value, line)
 
 
-def _port_slot(value: PhpValue, line: int) -> Union[_Value, _Problem]:
+def _port_slot(value: PhpValue, line: int) -> Union[_Value, Problem]:
     """'' / 0 / '0' / null / false mean Moodle's default port (None), as PHP's empty()
     does in Moodle's driver; a number or a numeric string is the port."""
     if value is None or value is False or value in ("", "0"):
         return _Value(None, line)
     if isinstance(value, int) and not isinstance(value, bool):
-        return _Value(value if value != 0 else None, line)
+        return _Value(value or None, line)
     if isinstance(value, str) and re.fullmatch(r"\s*[0-9]{1,9}\s*", value):
         return _Value(int(value) or None, line)
     shown = f"{value!r}" if isinstance(value, str) and len(value) <= 40 else _type_name(value)
-    return _Problem(f"is {shown}, not a port number", line)
+    return Problem(f"is {shown}, not a port number", line)
 
 
-def _socket_slot(value: PhpValue, line: int) -> Union[_Value, _Problem]:
+def _socket_slot(value: PhpValue, line: int) -> Union[_Value, Problem]:
     """false / true / '' / null mean "no explicit socket" (None); a string is a path."""
     if value is None or isinstance(value, bool) or value == "":
         return _Value(None, line)
     if isinstance(value, str):
         return _Value(value, line)
-    return _Problem(f"is {_type_name(value)}, not a socket path", line)
+    return Problem(f"is {_type_name(value)}, not a socket path", line)

@@ -35,7 +35,7 @@ from typing import Any, Callable, Optional
 
 import pymysql
 
-from heartbeat import db, events, rules, schema, students
+from heartbeat import db, events, rules, schedule, schema, students
 from heartbeat.config import Config
 from heartbeat.errors import EXIT_ABORTED, EXIT_DATABASE, EXIT_OK, EXIT_PARTIAL, DatabaseError
 from heartbeat.lock import HostLock
@@ -286,11 +286,12 @@ class _Writer:
         db.close_quietly(self.conn)
 
 
-def slot_start(moment: dt.datetime, interval_minutes: int) -> dt.datetime:
-    """The start of the schedule slot ``moment`` falls in (UTC, naive)."""
-    length = interval_minutes * 60
-    epoch = int(moment.timestamp()) // length * length
-    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).replace(tzinfo=None)
+def slot_of(config: Config, moment: dt.datetime) -> dt.datetime:
+    """The schedule slot (naive UTC) a run starting at ``moment`` belongs to."""
+    settings = config.heartbeat
+    if settings.schedule is not None:
+        return schedule.slot_of(moment, settings.schedule)
+    return schedule.interval_slot(moment, settings.interval_minutes)
 
 
 def _claim_slot(
@@ -380,21 +381,28 @@ def _stop_on_signals() -> Iterator[_StopFlag]:
             signal.signal(sig, handler)
 
 
-def execute(config: Config, out: Output, dry_run: bool = False, force: bool = False) -> RunSummary:
+def execute(
+    config: Config,
+    out: Output,
+    dry_run: bool = False,
+    force: bool = False,
+    clock: Callable[[], dt.datetime] = utc_now,
+) -> RunSummary:
     """Run the heartbeat once; raises ``ConfigError``/``DatabaseError`` on fatal errors.
 
-    ``force`` runs even if the current slot was already run (a manual re-run).
+    ``force`` runs even if the current slot was already run (a manual re-run); ``clock``
+    gives the run's start (the tests simulate a day of cron starts with it).
     """
     book = rules.load_rule_book(config.heartbeat.rules)
     run_id = str(uuid.uuid4())
     if dry_run:
-        return _execute(config, book, out, run_id, dry_run=True, force=force)
+        return _execute(config, book, out, run_id, clock(), dry_run=True, force=force)
     lock = HostLock(config.heartbeat.lock_file)
     if not lock.acquire():
         out.say(f"Skipped: another heartbeat run holds the lock {config.heartbeat.lock_file}")
         return RunSummary(run_id=run_id, status="skipped")
     try:
-        return _execute(config, book, out, run_id, dry_run=False, force=force)
+        return _execute(config, book, out, run_id, clock(), dry_run=False, force=force)
     finally:
         lock.release()
 
@@ -404,6 +412,7 @@ def _execute(
     book: rules.RuleBook,
     out: Output,
     run_id: str,
+    run_start: dt.datetime,
     dry_run: bool,
     force: bool,
 ) -> RunSummary:
@@ -411,7 +420,6 @@ def _execute(
     tables = db.Tables(config.database.prefix)
     started = time.monotonic()
     deadline = started + settings.max_run_minutes * 60
-    run_start = utc_now()
     summary = RunSummary(run_id=run_id, status="dry_run" if dry_run else "running")
     conn = db.connect(config.database, statement_timeout=settings.query_timeout_seconds)
     recorded = False
@@ -552,7 +560,7 @@ def _claim(
         return "a run on another server (database lock held)"
     settings = config.heartbeat
     stale = run_start - dt.timedelta(minutes=settings.max_run_minutes, hours=1)
-    slot = None if force else slot_start(run_start, settings.interval_minutes)
+    slot = None if force else slot_of(config, run_start)
 
     def claim() -> Optional[str]:
         _close_stale_runs(conn, tables, stale)

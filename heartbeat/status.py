@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from heartbeat import db
+from heartbeat.config import HeartbeatConfig
 
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
 STATE_NAMES = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}
@@ -62,16 +63,30 @@ def last_runs(
     return rows[0], rows[1]
 
 
+def critical_limit(now: dt.datetime, settings: HeartbeatConfig, grace_minutes: int) -> dt.timedelta:
+    """How old the last completed run may be before CRITICAL: two missed starts + grace.
+
+    With a schedule, the second-latest start at least ``grace_minutes`` ago must have
+    run (for ``*/30`` and 10 min grace that is the old "2 intervals + grace" = 70 min);
+    without one, 2 x ``interval_minutes`` + grace.
+    """
+    grace = dt.timedelta(minutes=grace_minutes)
+    if settings.schedule is None:
+        return 2 * dt.timedelta(minutes=settings.interval_minutes) + grace
+    local = (now - grace).astimezone().replace(tzinfo=None)
+    latest = settings.schedule.previous(local)
+    before = settings.schedule.previous(latest - dt.timedelta(minutes=1))
+    return now - before.astimezone()
+
+
 def assess(
     last: Optional[RunRow],
     last_completed: Optional[RunRow],
     now: dt.datetime,
-    interval_minutes: int,
-    grace_minutes: int,
+    limit: dt.timedelta,
     sessions_exist: bool,
 ) -> tuple[int, str]:
-    """The plugin state and its one line (with perfdata)."""
-    limit = dt.timedelta(minutes=2 * interval_minutes + grace_minutes)
+    """The plugin state and its one line (with perfdata); ``limit``: ``critical_limit``."""
     if last_completed is None:
         return CRITICAL, _line(CRITICAL, "no completed run recorded yet", None, limit)
     age = now - last_completed.created_at

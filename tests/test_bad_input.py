@@ -188,14 +188,16 @@ PHP_CASES = [
     Case(
         "php-password-from-getenv",
         2,
-        r"config\.php: \$CFG->dbpass",
+        r"config\.php: line \d+: \$CFG->dbpass is not a literal value",
         php=GOOD_PHP.replace("'{password}'", "getenv('MOODLE_DB_PASS')"),
     ),
     Case("php-dbtype-pgsql", 2, r"pgsql", php=GOOD_PHP.replace("'mariadb'", "'pgsql'")),
     Case(
         "php-settings-in-an-included-file",
         2,
-        r"config\.php: .*includes and requires are not followed",
+        r"config\.php: line 5: \$CFG->dbtype, \$CFG->dbhost, .*\$CFG->prefix may be set in the"
+        r" file included here \(includes are not followed\); .* set \[database\] type, host, port,"
+        r" socket, name, user, password, prefix \(or their ALT42_DB_\* variables\)$",
         php=php("$CFG = new stdClass();\nrequire(__DIR__ . '/config-db.php');\n"),
         files={"config-db.php": GOOD_PHP},
     ),

@@ -13,7 +13,8 @@ import pytest
 
 from heartbeat import db
 from heartbeat.errors import DatabaseError
-from heartbeat.run import Output, execute, slot_start
+from heartbeat.run import Output, execute
+from heartbeat.schedule import interval_slot as slot_start
 from tests.conftest import Monitor, Site, start_cli
 
 quiet = Output(say=lambda _m: None)

@@ -26,6 +26,8 @@ from heartbeat.config import (
 from heartbeat.errors import EXIT_CONFIG, ConfigError
 
 SECRET = "Zebra-7q!Sup3rS3cret"
+#: The database name and user (no default exists), for tests about other keys.
+SITE_ENV = {"ALT42_DB_NAME": "moodle", "ALT42_DB_USER": "moodle"}
 
 MOODLE_CONFIG = """<?php  // Moodle configuration file
 unset($CFG);
@@ -63,13 +65,13 @@ def write_php(tmp_path: Path, text: str = MOODLE_CONFIG, name: str = "config.php
 
 
 def load(tmp_path: Path, text: str, environ: Optional[dict[str, str]] = None) -> Config:
-    return load_config(write_ini(tmp_path, text), environ or {})
+    return load_config(write_ini(tmp_path, text), SITE_ENV if environ is None else environ)
 
 
 def load_error(path: str, environ: Optional[dict[str, str]] = None) -> str:
     """Load expecting a ConfigError; return its message after the common checks."""
     with pytest.raises(ConfigError) as excinfo:
-        load_config(path, environ or {})
+        load_config(path, SITE_ENV if environ is None else environ)
     assert excinfo.value.exit_code == EXIT_CONFIG
     message = str(excinfo.value)
     assert "\n" not in message
@@ -81,13 +83,45 @@ def load_error(path: str, environ: Optional[dict[str, str]] = None) -> str:
 # --------------------------------------------------------------------------- defaults and paths
 
 
-def test_empty_file_gives_defaults(tmp_path: Path) -> None:
+def test_empty_file_gives_moodle_defaults_but_no_name_or_user(tmp_path: Path) -> None:
     config = load(tmp_path, "")
-    assert config.database == DatabaseConfig()
+    assert config.database == DatabaseConfig(name="moodle", user="moodle")
     assert config.heartbeat == HeartbeatConfig()
-    assert config.database.name == "moodle" and config.database.user == "moodle"
+    assert (config.database.host, config.database.port, config.database.prefix) == (
+        "localhost",
+        3306,
+        "mdl_",
+    )
     assert config.database.password == ""
     assert config.sources["database.host"] == "default"
+
+
+@pytest.mark.parametrize("key", ["name", "user"])
+@pytest.mark.parametrize(
+    "text",
+    ["", "[database]\nhost = db\n", "[heartbeat]\nbatch_size = 10\n"],
+    ids=["empty", "db", "hb"],
+)
+def test_no_database_name_or_user_anywhere_is_an_error(tmp_path: Path, key: str, text: str) -> None:
+    path = write_ini(tmp_path, text)
+    other = {"name": "user", "user": "name"}[key]
+    message = load_error(path, {f"ALT42_DB_{other.upper()}": "x"})
+    assert message.startswith(f"{path}: [database] {key} is not set")
+    assert f"environment variable ALT42_DB_{key.upper()}" in message
+    assert f"[database] {key} of this file" in message
+    assert "[database] moodle_config is not set" in message
+    if "[database]" not in text:
+        assert "the file has no [database] section" in message
+
+
+@pytest.mark.parametrize("key", ["name", "user"])
+def test_config_php_without_dbname_is_an_error(tmp_path: Path, key: str) -> None:
+    php_key = {"name": "dbname", "user": "dbuser"}[key]
+    php = write_php(tmp_path, MOODLE_CONFIG.replace(f"$CFG->{php_key} ", "// no "))
+    path = write_ini(tmp_path, f"[database]\nmoodle_config = {php}\n")
+    message = load_error(path, {})
+    assert message.startswith(f"{path}: [database] {key} is not set")
+    assert f"{php}: $CFG->{php_key} (not set there)" in message
 
 
 def test_every_key(tmp_path: Path) -> None:
@@ -104,11 +138,12 @@ def test_every_key(tmp_path: Path) -> None:
         "[monitoring]\nping_url = http://127.0.0.1:9/ping/abc\nping_timeout_seconds = 3\n"
         "ping_retries = 1\nmetrics_file = /var/lib/node/alt42.prom\ngrace_minutes = 5\n"
         "[retention]\ndays = 30\nbatch_size = 1000\n",
+        {},
     )
     assert config.database == DatabaseConfig(
         host="db.example.org",
         port=3310,
-        socket="/run/db.sock",
+        socket=None,  # a host other than localhost means TCP, as in PHP's mysqli
         name="lms",
         user="heartbeat",
         password="pw",
@@ -135,9 +170,9 @@ def test_every_key(tmp_path: Path) -> None:
 
 
 def test_max_run_defaults_to_two_thirds_of_the_interval(tmp_path: Path) -> None:
-    config = load(tmp_path, "[heartbeat]\ninterval_minutes = 15\n", {})
+    config = load(tmp_path, "[heartbeat]\ninterval_minutes = 15\n")
     assert config.heartbeat.max_run_minutes == 10
-    config = load(tmp_path, "[heartbeat]\ninterval_minutes = 1\n", {})
+    config = load(tmp_path, "[heartbeat]\ninterval_minutes = 1\n")
     assert config.heartbeat.max_run_minutes == 1
 
 
@@ -158,7 +193,7 @@ def test_operations_sections_are_validated(tmp_path: Path, text: str, fragment: 
 
 
 def test_keys_are_case_insensitive_and_values_are_raw(tmp_path: Path) -> None:
-    config = load(tmp_path, "[database]\nPassword = 100%${x};#x\nUSER = u\n", {})
+    config = load(tmp_path, "[database]\nPassword = 100%${x};#x\nUSER = u\nname = n\n", {})
     assert config.database.password == "100%${x};#x"  # no interpolation, no inline comments
     assert config.database.user == "u"
 
@@ -173,7 +208,7 @@ def test_path_resolution() -> None:
 
 
 def test_config_path_from_environment(tmp_path: Path) -> None:
-    path = write_ini(tmp_path, "[database]\nname = from_env_file\n")
+    path = write_ini(tmp_path, "[database]\nname = from_env_file\nuser = u\n")
     config = load_config(None, {CONFIG_ENV: path})
     assert config.path == path
     assert config.database.name == "from_env_file"
@@ -224,11 +259,11 @@ def test_config_objects_are_hashable_and_frozen(tmp_path: Path) -> None:
             "/env.sock",
             "/ini.sock",
             "/php/mysqld.sock",
-            None,
+            "/run/mysqld/mysqld.sock",  # mysqli's default for localhost
             "/env.sock",
         ),
-        ("name", "ALT42_DB_NAME", "env_name", "ini_name", "php_name", "moodle", "env_name"),
-        ("user", "ALT42_DB_USER", "env_user", "ini_user", "php_user", "moodle", "env_user"),
+        ("name", "ALT42_DB_NAME", "env_name", "ini_name", "php_name", None, "env_name"),
+        ("user", "ALT42_DB_USER", "env_user", "ini_user", "php_user", None, "env_user"),
         ("password", "ALT42_DB_PASSWORD", "env-pass", "ini-pass", "php-pass", "", "env-pass"),
         ("prefix", "ALT42_DB_PREFIX", "env_", "ini_", "php_", "mdl_", "env_"),
     ],
@@ -247,23 +282,30 @@ def test_precedence(
     ini_with_key = f"[database]\nmoodle_config = {php}\n{key} = {ini_value}\n"
     ini_without_key = f"[database]\nmoodle_config = {php}\n"
     expected_ini: Any = int(ini_value) if key == "port" else ini_value
+    # a socket counts for host localhost only (PHP's mysqli), so the socket row uses it
+    base = {"ALT42_DB_HOST": "localhost"} if key == "socket" else {}
 
     def value(ini: str, environ: dict[str, str]) -> Any:
-        return getattr(load_config(write_ini(tmp_path, ini, 0o600), environ).database, key)
+        loaded = load_config(write_ini(tmp_path, ini, 0o600), {**base, **environ})
+        return getattr(loaded.database, key)
 
     assert value(ini_with_key, {env_var: env_value}) == expected_env  # env > INI
     assert value(ini_with_key, {}) == expected_ini  # INI > config.php
     assert value(ini_without_key, {}) == php_value  # config.php > default
-    assert value("", {}) == default
-    config = load_config(write_ini(tmp_path, ini_with_key, 0o600), {env_var: env_value})
+    others = {k: v for k, v in SITE_ENV.items() if k != env_var}
+    if default is None:  # no default: an error naming the key
+        assert f"[database] {key} is not set" in load_error(write_ini(tmp_path, ""), others)
+    else:
+        assert value("", SITE_ENV) == default
+    config = load_config(write_ini(tmp_path, ini_with_key, 0o600), {**base, env_var: env_value})
     assert config.sources[f"database.{key}"] == f"environment variable {env_var}"
-    config = load_config(write_ini(tmp_path, ini_without_key, 0o600), {})
+    config = load_config(write_ini(tmp_path, ini_without_key, 0o600), base)
     assert config.sources[f"database.{key}"].startswith(f"{php}: $CFG->")
 
 
 def test_all_environment_overrides(tmp_path: Path) -> None:
     environ = {
-        "ALT42_DB_HOST": "h",
+        "ALT42_DB_HOST": "localhost",
         "ALT42_DB_PORT": "3311",
         "ALT42_DB_SOCKET": "/s.sock",
         "ALT42_DB_NAME": "n",
@@ -272,7 +314,7 @@ def test_all_environment_overrides(tmp_path: Path) -> None:
         "ALT42_DB_PREFIX": "p_",
     }
     config = load(tmp_path, "[database]\nhost = x\nport = 1\n", environ)
-    assert config.database == DatabaseConfig("h", 3311, "/s.sock", "n", "u", SECRET, "p_")
+    assert config.database == DatabaseConfig("localhost", 3311, "/s.sock", "n", "u", SECRET, "p_")
     assert SECRET not in repr(config) and SECRET not in str(config)
 
 
@@ -322,8 +364,9 @@ def test_config_php_empty_port_and_true_socket_mean_defaults(tmp_path: Path) -> 
         "<?php $CFG->dbtype='mysqli'; $CFG->dboptions = ['dbport' => '', 'dbsocket' => true];",
     )
     config = load(tmp_path, f"[database]\nmoodle_config = {php}\n")
-    assert (config.database.port, config.database.socket) == (3306, None)
+    assert (config.database.port, config.database.socket) == (3306, "/run/mysqld/mysqld.sock")
     assert config.sources["database.port"] == "default"
+    assert config.sources["database.socket"] == "default: PHP mysqli's socket for host localhost"
 
 
 # --------------------------------------------------------------------------- config.php via the INI
@@ -344,7 +387,7 @@ def test_non_literal_password_fails_only_when_needed(tmp_path: Path) -> None:
     )
     path = write_ini(tmp_path, f"[database]\nmoodle_config = {php}\n")
     message = load_error(path)
-    assert message.startswith(f"{php}: $CFG->dbpass ")
+    assert message.startswith(f"{php}: line 10: $CFG->dbpass is not a literal value")
     assert "ALT42_DB_PASSWORD" in message and "[database] password" in message
     config = load_config(path, {"ALT42_DB_PASSWORD": "from-env"})
     assert config.database.password == "from-env"
@@ -365,7 +408,6 @@ def test_non_literal_password_fails_only_when_needed(tmp_path: Path) -> None:
         ),
         (MOODLE_CONFIG.replace("'php_'", "'bad-prefix'"), ["$CFG->prefix = 'bad-prefix'"]),
         (MOODLE_CONFIG.replace("'php_user'", "''"), ["$CFG->dbuser = ''", "non-empty"]),
-        (MOODLE_CONFIG.replace("'php-host'", "''"), ["$CFG->dbhost = ''", "host name"]),
         (MOODLE_CONFIG.replace("'php_name'", "false"), ["$CFG->dbname is a boolean"]),
         (MOODLE_CONFIG[: MOODLE_CONFIG.index("'dbport'")], ["truncated"]),
     ],
@@ -374,7 +416,7 @@ def test_bad_values_in_config_php_name_it(
     tmp_path: Path, php_text: str, fragments: list[str]
 ) -> None:
     php = write_php(tmp_path, php_text)
-    message = load_error(write_ini(tmp_path, f"[database]\nmoodle_config = {php}\n"))
+    message = load_error(write_ini(tmp_path, f"[database]\nmoodle_config = {php}\n"), {})
     assert message.startswith(f"{php}: ")
     for fragment in fragments:
         assert fragment in message
@@ -416,7 +458,6 @@ def test_missing_config_php_names_both_files(tmp_path: Path) -> None:
         ("database", "prefix", "mdl-", ["= 'mdl-' is not a table prefix", "underscores"]),
         ("database", "prefix", "x" * 31, ["is not a table prefix"]),
         ("database", "prefix", "mdl_; DROP TABLE x", ["is not a table prefix"]),
-        ("database", "host", "", ["is not a host name"]),
         ("database", "host", "two words", ["is not a host name"]),
         ("database", "name", "", ["is empty or not a name"]),
         ("database", "user", "", ["is empty or not a name"]),
@@ -427,7 +468,9 @@ def test_value_errors_name_file_section_and_key(
     tmp_path: Path, section: str, key: str, value: str, fragments: list[str]
 ) -> None:
     path = write_ini(tmp_path, f"[{section}]\n{key} = {value}\n")
-    message = load_error(path)
+    message = load_error(
+        path, {k: v for k, v in SITE_ENV.items() if k != f"ALT42_DB_{key.upper()}"}
+    )
     assert message.startswith(f"{path}: [{section}] {key}"), message
     for fragment in fragments:
         assert fragment in message, message
@@ -459,7 +502,7 @@ def test_rule_book_permission_denied(tmp_path: Path, monkeypatch: pytest.MonkeyP
         ("ALT42_DB_PORT", "65536", ["out of range"]),
         ("ALT42_DB_PORT", "", ["not a whole number"]),
         ("ALT42_DB_PREFIX", "bad prefix", ["is not a table prefix"]),
-        ("ALT42_DB_HOST", "", ["is not a host name"]),
+        ("ALT42_DB_HOST", "two words", ["is not a host name"]),
         ("ALT42_DB_NAME", "", ["is empty or not a name"]),
         ("ALT42_DB_USER", " ", ["is empty or not a name"]),
         ("ALT42_DB_SOCKET", "/tmp/a\nb", ["is not a socket path"]),
@@ -468,7 +511,7 @@ def test_rule_book_permission_denied(tmp_path: Path, monkeypatch: pytest.MonkeyP
 def test_environment_errors_name_the_variable(
     tmp_path: Path, var: str, value: str, fragments: list[str]
 ) -> None:
-    message = load_error(write_ini(tmp_path, "[database]\nport = 3306\n"), {var: value})
+    message = load_error(write_ini(tmp_path, "[database]\nport = 3306\n"), {**SITE_ENV, var: value})
     assert message.startswith(f"environment variable {var} = "), message
     for fragment in fragments:
         assert fragment in message
@@ -539,7 +582,7 @@ def test_binary_file(tmp_path: Path) -> None:
 
 def test_utf8_bom_is_accepted(tmp_path: Path) -> None:
     path = tmp_path / "heartbeat.ini"
-    path.write_bytes("\ufeff[database]\nname = bom\n".encode())
+    path.write_bytes("\ufeff[database]\nname = bom\nuser = u\n".encode())
     assert load_config(str(path), {}).database.name == "bom"
 
 
@@ -587,7 +630,7 @@ def test_world_readable_file_with_password_is_refused(tmp_path: Path, mode: int)
     ],
 )
 def test_private_file_or_no_password_is_fine(tmp_path: Path, mode: int, text: str) -> None:
-    load_config(write_ini(tmp_path, text, mode=mode), {})
+    load_config(write_ini(tmp_path, text, mode=mode), SITE_ENV)
 
 
 @pytest.mark.parametrize(
@@ -625,3 +668,64 @@ def test_any_ini_password_is_kept_verbatim(tmp_path: Path, password: str) -> Non
     config = load(tmp_path, f"[database]\npassword = {password}\n")
     assert config.database.password == password
     assert "password" not in repr(config.database)  # the field is hidden from repr
+
+
+@pytest.mark.parametrize("host", ["localhost", ""])
+def test_localhost_uses_the_socket_of_config_php(tmp_path: Path, host: str) -> None:
+    php = write_php(tmp_path, MOODLE_CONFIG.replace("'php-host'", repr(host)))
+    config = load(tmp_path, f"[database]\nmoodle_config = {php}\n", {})
+    assert (config.database.host, config.database.socket) == ("localhost", "/php/mysqld.sock")
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "db.example.org"])
+def test_a_tcp_host_ignores_a_stale_socket(tmp_path: Path, host: str) -> None:
+    """PHP's mysqli uses dboptions['dbsocket'] only for localhost: so does the job."""
+    php = write_php(tmp_path, MOODLE_CONFIG.replace("'php-host'", repr(host)))
+    config = load(tmp_path, f"[database]\nmoodle_config = {php}\n", {})
+    assert (config.database.host, config.database.port, config.database.socket) == (
+        host,
+        3307,
+        None,
+    )
+    assert config.sources["database.socket"] == (
+        f"ignored ({php}: $CFG->dboptions['dbsocket']): host {host} means TCP, as PHP's mysqli does"
+    )
+
+
+def test_localhost_without_a_socket_uses_mysqli_default(tmp_path: Path) -> None:
+    php = write_php(tmp_path, MOODLE_CONFIG.replace("'/php/mysqld.sock'", "''"))
+    config = load(tmp_path, f"[database]\nmoodle_config = {php}\nhost = localhost\n", {})
+    assert config.database.socket == "/run/mysqld/mysqld.sock"
+
+
+@pytest.mark.parametrize(
+    ("env", "ini", "fragment"),
+    [
+        ({}, "", "line 5: $CFG->dbtype is not a literal value"),
+        ({}, "type = pgsql\n", "[database] type = 'pgsql' is not supported"),
+        (
+            {"ALT42_DB_TYPE": "oci"},
+            "",
+            "environment variable ALT42_DB_TYPE = 'oci' is not supported",
+        ),
+    ],
+)
+def test_a_dbtype_that_cannot_be_read(
+    tmp_path: Path, env: dict[str, str], ini: str, fragment: str
+) -> None:
+    php = write_php(tmp_path, MOODLE_CONFIG.replace("'mysqli'", "getenv('MOODLE_DOCKER_DBTYPE')"))
+    message = load_error(write_ini(tmp_path, f"[database]\nmoodle_config = {php}\n{ini}"), env)
+    assert fragment in message
+    if not ini and not env:
+        assert "set [database] type or ALT42_DB_TYPE" in message
+
+
+@pytest.mark.parametrize(
+    ("env", "ini"), [({}, "type = mariadb\n"), ({"ALT42_DB_TYPE": "mysqli"}, "")]
+)
+def test_a_computed_dbtype_is_fine_when_set_elsewhere(
+    tmp_path: Path, env: dict[str, str], ini: str
+) -> None:
+    php = write_php(tmp_path, MOODLE_CONFIG.replace("'mysqli'", "getenv('MOODLE_DOCKER_DBTYPE')"))
+    config = load(tmp_path, f"[database]\nmoodle_config = {php}\n{ini}", env)
+    assert config.database.name == "php_name"

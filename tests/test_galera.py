@@ -23,7 +23,7 @@ import pymysql
 import pytest
 
 from heartbeat import db
-from heartbeat.run import slot_start
+from heartbeat.schedule import interval_slot as slot_start
 from tests.conftest import DB_PASSWORD, DB_USER, Site, make_site, start_cli
 from tests.mariadb_server import GaleraCluster
 

@@ -460,11 +460,9 @@ def test_later_plain_assignment_clears_a_problem() -> None:
             ["$CFG->dbtype is 'pgsql'", "mysqli, mariadb and auroramysql"],
         ),
         ("<?php $CFG->dbtype = 'sqlsrv'; $CFG->dbname = 'x';", ["'sqlsrv'"]),
-        ("<?php $CFG->dbtype = getenv('T');", ["$CFG->dbtype", "not a literal", "'mysqli'"]),
         ("no php here, $CFG->dbname = 'x';", ["no <?php tag"]),
         ("", ["no <?php tag"]),
         ("<?php\n// only comments\n$CFG->wwwroot = 'http://x';\n", ["sets none of"]),
-        ("<?php require('/etc/moodle/db.php');", ["sets none of", "not followed"]),
         ("<?php }", ["closes a block that was never opened"]),
     ],
 )
@@ -610,3 +608,303 @@ def test_arbitrary_php_never_crashes(parts: list[str]) -> None:
 def test_damaged_files_never_crash(cut: int, resume: int, insert: str) -> None:
     with contextlib.suppress(ConfigError):
         parse(SHORT_SYNTAX[:cut] + insert + SHORT_SYNTAX[resume:])
+
+
+# --------------------------------------------------------------------------- files in the wild
+
+# Shaped like Moodle's config-dist.php once renamed and edited: a long comment banner,
+# a comment on every line of the database block, commented-out settings and defines
+# everywhere (also ones that look like database settings), and the bootstrap at the end.
+CONFIG_DIST = (
+    "<?php\n"
+    + "/////////////////////////////////////////////////////////////////\n" * 3
+    + "// Moodle configuration file                                   //\n"
+    + "unset($CFG);  // Ignore this line\n"
+    + "global $CFG;  // This is necessary here for PHPUnit execution\n"
+    + "$CFG = new stdClass();\n"
+    + "//=========================================================================\n"
+    + "// 1. DATABASE SETUP\n"
+    + "$CFG->dbtype    = 'mariadb';      // 'pgsql', 'mariadb', 'mysqli', 'sqlsrv' or 'oci'\n"
+    + "$CFG->dblibrary = 'native';     // 'native' only at the moment\n"
+    + "$CFG->dbhost    = 'db.example.org';  // eg 'localhost' or 'db.isp.com' or IP\n"
+    + "$CFG->dbname    = 'moodle_dist';     // database name, eg moodle\n"
+    + "$CFG->dbuser    = 'dist_user';   // your database username\n"
+    + f"$CFG->dbpass    = '{SECRET}';   // your database password\n"
+    + "$CFG->prefix    = 'dst_';       // prefix to use for all table names\n"
+    + "$CFG->dboptions = array(\n"
+    + "    'dbpersist' => false,       // should persistent database connections be\n"
+    + "                                //  used? 'true' can improve performance\n"
+    + "    'dbsocket'  => false,       // should connection via UNIX socket be used?\n"
+    + "                                //  (please note mysql is always using socket\n"
+    + "                                //  if dbhost is 'localhost' - if you need\n"
+    + "                                //  local port connection use '127.0.0.1')\n"
+    + "    'dbport'    => '3310',      // the TCP port number to use when connecting\n"
+    + "    'dbhandlesoptions' => false,// On PostgreSQL poolers like pgbouncer don't\n"
+    + "    'dbcollation' => 'utf8mb4_unicode_ci', // MySQL has partial and full UTF-8\n"
+    + "    // 'fetchbuffersize' => 100000, // On PostgreSQL, this option sets a limit\n"
+    + ");\n"
+    + "$CFG->wwwroot   = 'http://example.com/moodle';\n"
+    + "$CFG->dataroot  = '/home/example/moodledata';\n"
+    + "$CFG->directorypermissions = 02777;\n"
+    + "$CFG->admin = 'admin';\n"
+    + "//     $CFG->dbhost = 'commented.example.org';\n"
+    + "//   define('MDL_PERF'  , true);\n"
+    + "// RewriteRule (^.*/theme/yui_combo\\.php)(/.*) $1?file=$2\n"
+    + "//      $CFG->session_file_save_path = $CFG->dataroot.'/sessions';\n"
+    + "//     $CFG->xsendfilealiases = array(\n"
+    + "//         '/dataroot/' => $CFG->dataroot,\n"
+    + "//     );\n"
+    + "//   $CFG->behat_parallel_run = array (array ('dbtype' => 'mysqli', 'dbhost' => 'x'));\n"
+    + "//      $CFG->alternative_file_system_class = '\\\\local_myfilestorage\\\\file_system';\n"
+    + "require_once(__DIR__ . '/lib/setup.php'); // Do not edit\n"
+    + "// There is no php closing tag in this file,\n"
+    + "// it is intentional because it prevents trailing whitespace problems!\n"
+)
+
+# moodle-docker's config template: the database settings come from the environment.
+DOCKER_GETENV = """<?php  // Moodle configuration file
+unset($CFG);
+global $CFG;
+$CFG = new stdClass();
+$CFG->dbtype    = getenv('MOODLE_DOCKER_DBTYPE');
+$CFG->dblibrary = 'native';
+$CFG->dbhost    = 'db';
+$CFG->dbname    = getenv('MOODLE_DOCKER_DBNAME');
+$CFG->dbuser    = getenv('MOODLE_DOCKER_DBUSER');
+$CFG->dbpass    = getenv('MOODLE_DOCKER_DBPASS');
+$CFG->prefix    = 'm_';
+$CFG->dboptions = ['dbcollation' => getenv('MOODLE_DOCKER_DBCOLLATION')];
+if (getenv('MOODLE_DOCKER_DBTYPE') === 'sqlsrv') {
+    $CFG->dboptions['extrainfo'] = [
+        'encrypt' => false,
+    ];
+}
+$host = 'localhost';
+if (!empty(getenv('MOODLE_DOCKER_WEB_HOST'))) {
+    $host = getenv('MOODLE_DOCKER_WEB_HOST');
+}
+$CFG->wwwroot   = "http://{$host}";
+require_once(__DIR__ . '/lib/setup.php');
+"""
+
+# Bitnami's image: int port, an if/else on $_SERVER for the web root only.
+BITNAMI = """<?php  // Moodle configuration file
+unset($CFG);
+global $CFG;
+$CFG = new stdClass();
+$CFG->dbtype    = 'mariadb';
+$CFG->dblibrary = 'native';
+$CFG->dbhost    = 'mariadb';
+$CFG->dbname    = 'bitnami_moodle';
+$CFG->dbuser    = 'bn_moodle';
+$CFG->dbpass    = '';
+$CFG->prefix    = 'mdl_';
+$CFG->dboptions = array (
+  'dbpersist' => 0,
+  'dbport' => 3306,
+  'dbsocket' => '',
+  'dbcollation' => 'utf8mb4_unicode_ci',
+);
+if (empty($_SERVER['HTTP_HOST'])) {
+  $_SERVER['HTTP_HOST'] = '127.0.0.1:8080';
+}
+if (isset($_SERVER['HTTPS']) && $_SERVER['HTTPS'] == 'on') {
+  $CFG->wwwroot   = 'https://' . $_SERVER['HTTP_HOST'];
+} else {
+  $CFG->wwwroot   = 'http://' . $_SERVER['HTTP_HOST'];
+}
+$CFG->dataroot  = '/bitnami/moodledata';
+require_once(__DIR__ . '/lib/setup.php');
+"""
+
+
+def test_config_dist_with_all_its_comments() -> None:
+    settings = parse(CONFIG_DIST)
+    assert settings.problems == {}
+    assert (settings.dbtype, settings.host, settings.name, settings.user) == (
+        "mariadb",
+        "db.example.org",
+        "moodle_dist",
+        "dist_user",
+    )
+    assert (settings.password, settings.prefix, settings.port, settings.socket) == (
+        SECRET,
+        "dst_",
+        3310,
+        None,
+    )
+
+
+def test_docker_getenv_values_are_problems_only_where_computed() -> None:
+    settings = parse(DOCKER_GETENV)
+    assert set(settings.problems) == {"dbtype", "name", "user", "password"}
+    assert (settings.host, settings.prefix, settings.port, settings.socket) == (
+        "db",
+        "m_",
+        None,
+        None,
+    )
+    with pytest.raises(ConfigError) as excinfo:
+        settings.require("dbtype")
+    message = str(excinfo.value)
+    assert "line 5: $CFG->dbtype is not a literal value" in message
+    assert "[database] type or ALT42_DB_TYPE" in message
+
+
+def test_bitnami() -> None:
+    settings = parse(BITNAMI)
+    assert settings.problems == {}
+    assert (settings.host, settings.name, settings.password, settings.port) == (
+        "mariadb",
+        "bitnami_moodle",
+        "",
+        3306,
+    )
+
+
+@pytest.mark.parametrize(
+    "statements",
+    [
+        # the second assignment inside the alternative syntax is just as conditional
+        ["if ($x):", "$CFG->dbhost = 'a';", "$CFG->dbhost = 'b';", "endif;"],
+        ["if ($x):", "$y = 1;", "elseif ($z):", "$CFG->dbhost = 'b';", "else:", "endif;"],
+        ["if ($x):", "$y = 1;", "else:", "$CFG->dbhost = 'b';", "endif;"],
+        ["if ($x) {", "$CFG->dbhost = 'a';", "} else {", "$CFG->dbhost = 'b';", "}"],
+        ["if ($x) { $y = 1; } elseif ($z) { $CFG->dbhost = 'b'; }"],
+        ["if ($x) $y = 1; else $CFG->dbhost = 'b';"],
+        ["if ($x) { $y = 1; } else if ($z) $CFG->dbhost = 'b';"],
+        ["foreach ($hosts as $h):", "$CFG->dbhost = $h;", "endforeach;"],
+        ["while ($x):", "$CFG->dbhost = 'w';", "endwhile;"],
+        ["switch ($env):", "case 'prod':", "$CFG->dbhost = 'p';", "break;", "endswitch;"],
+        ["switch ($env) { case 'prod': $CFG->dbhost = 'p'; break; }"],
+        ["$CFG->dbhost = 'a';", "if ($x) { $CFG->dbhost = 'b'; }"],
+        ["$CFG->dbhost = 'a';", "if ($x):", "$CFG->{'dbhost'} = 'b';", "endif;"],
+        ["$CFG->dbhost = 'a';", "foreach ($settings as $key => $value) { $CFG->$key = $value; }"],
+        ["$CFG->dbhost = 'a';", "$key = 'dbhost';", "$CFG->$key = 'b';"],
+    ],
+)
+def test_assignments_under_a_condition_are_problems(statements: list[str]) -> None:
+    settings = parse(php(*statements))
+    with pytest.raises(ConfigError) as excinfo:
+        settings.require("host")
+    assert "cannot be read as text" in str(excinfo.value)
+    assert "[database] host or ALT42_DB_HOST" in str(excinfo.value)
+
+
+def test_statements_after_a_closed_block_are_certain_again() -> None:
+    settings = parse(
+        php(
+            "if ($x): $CFG->dbhost = 'a'; endif;",
+            "while ($y) { $z++; }",
+            "if ($w) $q = 1;",
+            "$CFG->dbhost = 'after';",
+            "$CFG->dbname = 'n';",
+        )
+    )
+    assert settings.problems == {}
+    assert (settings.host, settings.name) == ("after", "n")
+
+
+def test_an_include_may_set_every_key() -> None:
+    settings = parse(
+        php(
+            "$CFG->dbhost = 'before';",
+            "require_once('/etc/moodle/db-local.php');",
+            "$CFG->dbname = 'after';",
+        )
+    )
+    assert settings.name == "after"
+    for key in ("host", "user", "password", "prefix", "port", "socket"):
+        with pytest.raises(ConfigError) as excinfo:
+            settings.require(key)
+        message = str(excinfo.value)
+        assert "line 5: $CFG->" in message, message
+        assert "may be set in the file included here" in message
+        assert "includes are not followed" in message
+
+
+@pytest.mark.parametrize(
+    "include",
+    [
+        "include '/etc/moodle/local.php';",
+        "include_once __DIR__ . '/local.php';",
+        "require(dirname(__FILE__) . '/config-local.php');",
+        "if (file_exists('/etc/moodle/local.php')) { require '/etc/moodle/local.php'; }",
+        "if (file_exists($f)) require $f;",
+    ],
+)
+def test_every_include_form_is_named(include: str) -> None:
+    settings = parse(php("$CFG->dbname = 'n';", include))
+    with pytest.raises(ConfigError) as excinfo:
+        settings.require("name")
+    assert "may be set in the file included here" in str(excinfo.value)
+
+
+def test_an_include_alone_names_the_include() -> None:
+    settings = parse("<?php require('/etc/moodle/db.php');")
+    with pytest.raises(ConfigError) as excinfo:
+        settings.require("name")
+    assert "line 1: $CFG->dbname may be set in the file included here" in str(excinfo.value)
+
+
+def test_lib_setup_ends_the_configuration() -> None:
+    settings = parse(
+        php(
+            "$CFG->dbhost = 'before';",
+            "require_once(__DIR__ . '/lib/setup.php');",
+            "$CFG->dbhost = 'after setup: the connection is already made';",
+            "require_once($CFG->dirroot . '/local/extra.php');",
+        )
+    )
+    assert settings.problems == {}
+    assert settings.host == "before"
+
+
+def test_a_conditional_setup_does_not_end_it() -> None:
+    settings = parse(
+        php("if ($x) { require_once(__DIR__ . '/lib/setup.php'); }", "$CFG->dbhost = 'h';")
+    )
+    assert settings.host == "h"
+
+
+@pytest.mark.parametrize(
+    ("statements", "host"),
+    [
+        (["define('DB_HOST', 'db.example.org');", "$CFG->dbhost = DB_HOST;"], "db.example.org"),
+        (
+            ['define("DB_HOST", "db" . ".example.org");', "$CFG->dbhost = DB_HOST;"],
+            "db.example.org",
+        ),
+        (["const DB_HOST = 'c.example.org';", "$CFG->dbhost = DB_HOST;"], "c.example.org"),
+        (
+            ["define('DB_SUFFIX', '.example.org');", "$CFG->dbhost = 'db' . DB_SUFFIX;"],
+            "db.example.org",
+        ),
+    ],
+)
+def test_defined_constants(statements: list[str], host: str) -> None:
+    settings = parse(php(*statements))
+    assert settings.problems == {}
+    assert settings.host == host
+
+
+@pytest.mark.parametrize(
+    ("statements", "fragment"),
+    [
+        (
+            ["$CFG->dbhost = DB_HOST;"],
+            "is the constant DB_HOST, which config.php does not define()",
+        ),
+        (["$CFG->dbhost = DB_HOST;", "define('DB_HOST', 'late');"], "does not define()"),
+        (
+            ["define('DB_HOST', getenv('H'));", "$CFG->dbhost = DB_HOST;"],
+            "with a value PHP computes",
+        ),
+        (["if ($x) { define('DB_HOST', 'a'); }", "$CFG->dbhost = DB_HOST;"], "does not define()"),
+    ],
+)
+def test_constants_that_cannot_be_read(statements: list[str], fragment: str) -> None:
+    settings = parse(php(*statements))
+    with pytest.raises(ConfigError) as excinfo:
+        settings.require("host")
+    assert fragment in str(excinfo.value)

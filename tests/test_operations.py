@@ -9,7 +9,8 @@ from typing import Optional
 import pytest
 
 from heartbeat import db, metrics, ping
-from heartbeat.status import CRITICAL, OK, UNKNOWN, WARNING, RunRow, assess
+from heartbeat.config import HeartbeatConfig
+from heartbeat.status import CRITICAL, OK, UNKNOWN, WARNING, RunRow, assess, critical_limit
 from tests.conftest import Monitor, Site, run_cli
 
 NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.timezone.utc)
@@ -39,7 +40,7 @@ def row(
 def test_status_assessment(
     last: Optional[RunRow], completed: Optional[RunRow], busy: bool, state: int, fragment: str
 ) -> None:
-    code, line = assess(last, completed, NOW, 30, 10, busy)
+    code, line = assess(last, completed, NOW, critical_limit(NOW, HeartbeatConfig(), 10), busy)
     assert code == state
     assert fragment in line
     assert "\n" not in line

@@ -68,3 +68,36 @@ def test_failure_mail_without_an_mta_stops_the_play_and_keeps_the_file(host):
     out = rejected_run(host, {"alt42_heartbeat_monitoring_mail_to": ["root"]})
     assert "[monitoring] sendmail = /usr/sbin/sendmail cannot be run" in out, tail(out)
     assert "install an MTA" in out
+
+
+def test_a_config_php_the_job_user_cannot_read_stops_the_play(host):
+    """The INI is judged as www-data: config.php readable by root alone fails the deploy
+    with the path and the fix, and the INI stays as it was."""
+    php = "/var/www/moodle/config.php"
+    host.check_output(f"chmod 0600 {php}")
+    try:
+        out = rejected_run(host, {"alt42_heartbeat_batch_size": 500})
+    finally:
+        host.check_output(f"chmod 0640 {php}")
+    assert f"{php}: permission denied for user www-data" in out, tail(out)
+    assert "chmod 0640" in out
+
+
+def test_cron_file_backups_are_kept_to_one(host):
+    for schedule in ("*/20 * * * *", "*/10 * * * *", x.schedule()):
+        run = x.ansible_playbook(extra_vars={"alt42_heartbeat_cron_schedule": schedule})
+        assert run.returncode == 0, tail(output_of(run))
+    names = host.check_output("ls -1A /etc/cron.d").split()
+    backups = [name for name in names if name.startswith("alt42-heartbeat.") and name.endswith("~")]
+    assert len(backups) == 1, names
+    assert f"schedule = {x.schedule()}" in host.file(x.CONFIG_FILE).content_string
+
+
+def test_a_schedule_that_disagrees_with_the_interval_is_refused(host):
+    out = rejected_run(
+        host,
+        {"alt42_heartbeat_cron_schedule": "*/15 * * * *", "alt42_heartbeat_interval_minutes": 30},
+    )
+    assert "[heartbeat] interval_minutes = 30 disagrees with schedule = */15 * * * *" in out, tail(
+        out
+    )

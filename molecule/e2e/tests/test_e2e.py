@@ -115,6 +115,20 @@ def test_cron_runs_the_job_by_itself(host):
         host.run("service cron stop")
 
 
+def test_run_once_proves_a_run_even_right_after_cron(host):
+    """playbooks/run_once.yml (the manual's "manual run test") right after cron ran the
+    job: it forces a run of the slot instead of reporting a skip, and says it completed."""
+    before = heartbeat_rows(host)
+    run = x.ansible_playbook(
+        playbook="playbooks/run_once.yml", extra_vars={"alt42_run_once_hosts": "all"}
+    )
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out[-4000:]
+    assert f"] Completed: {ACTIVE_STUDENTS} processed, 0 errors" in out, out[-4000:]
+    assert heartbeat_rows(host) == before + 1
+    assert x.db_password() not in out
+
+
 def test_password_not_in_world_readable_files_after_the_runs(host):
     """The runs wrote logs (world-readable): they must not show the password."""
     assert x.world_readable_files_containing(host, x.db_password()) == []

@@ -41,6 +41,11 @@ def with_database() -> bool:
     return os.environ.get("ALT42_TEST_WITH_DATABASE", "") == "yes"
 
 
+def moodle_site() -> tuple[str, ...]:
+    """(database name, user) that the scenario's config.php names, or () without one."""
+    return tuple(os.environ.get("ALT42_TEST_MOODLE_SITE", "").split())
+
+
 def schedule() -> str:
     return os.environ.get("ALT42_TEST_SCHEDULE", DEFAULT_SCHEDULE)
 
@@ -157,9 +162,10 @@ def world_readable_files_containing(host, secret: str) -> list[str]:
 
 
 def ansible_playbook(
-    *args: str, extra_vars: dict[str, Any] | None = None
+    *args: str, extra_vars: dict[str, Any] | None = None, playbook: str = ""
 ) -> subprocess.CompletedProcess[str]:
-    """The shared converge once more, from the verifier, against this scenario's instance.
+    """The shared converge once more (or ``playbook``, relative to the project), from the
+    verifier, against this scenario's instance.
 
     Molecule's inventory and ansible.cfg come through the verifier's environment
     (MOLECULE_INVENTORY_FILE, ANSIBLE_CONFIG); extra variables go in a 0600 file, so that
@@ -176,7 +182,7 @@ def ansible_playbook(
                 "-e",
                 f"@{handle.name}",
                 *args,
-                str(PROJECT_DIR / "molecule" / "shared" / "converge.yml"),
+                str(PROJECT_DIR / (playbook or "molecule/shared/converge.yml")),
             ],
             capture_output=True,
             text=True,

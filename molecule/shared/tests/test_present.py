@@ -42,13 +42,31 @@ def test_crontab_of_www_data_and_no_cron_d_file(host):
     assert not host.file(x.CRON_FILE).exists, "exactly one schedule"
 
 
-def test_cron_sets_shell_path_mailto(host):
+@cron_d_only
+def test_cron_file_sets_shell_path_mailto(host):
     env, _ = x.cron_env_and_jobs(host)
     assert env.get("SHELL") == "/bin/sh"
     path = env.get("PATH", "").split(":")
     assert "/usr/bin" in path
     assert "/bin" in path
     assert env.get("MAILTO") == "", "no mail: the output goes to the log"
+
+
+@cron_d_only
+def test_at_most_one_backup_of_the_cron_file(host):
+    backups = host.run("ls -1A /etc/cron.d | grep -c '^alt42-heartbeat\\..*~$'").stdout.strip()
+    assert int(backups or 0) <= 1
+
+
+@crontab_only
+def test_crontab_keeps_the_other_entries_and_their_environment(host):
+    """Moodle's cron entry and the site's MAILTO stay as prepare wrote them; release
+    0.1.0's SHELL/PATH lines (which changed Moodle's entry too) are gone, none added."""
+    lines = x.cron_text(host).splitlines()
+    assert "* * * * * /usr/bin/php /var/www/moodle/admin/cli/cron.php >/dev/null" in lines
+    assert "MAILTO=moodle-admin@example.org" in lines
+    env = [line for line in lines if re.match(r"^[A-Za-z_]+=", line)]
+    assert env == ["MAILTO=moodle-admin@example.org"], env
 
 
 def test_cron_line_runs_the_job_as_www_data(host):
@@ -137,6 +155,28 @@ def test_config_file_owner_mode_and_password(host):
     assert x.db_password() in conf.content_string, "the password from the variable"
     assert host.run(x.as_www_data(f"cat {x.CONFIG_FILE} > /dev/null")).rc == 0
     assert host.run(f"runuser -u nobody -- cat {x.CONFIG_FILE}").rc != 0
+
+
+@python_only
+def test_database_settings_are_written_only_where_set(host):
+    """The INI names config.php and holds no guessed host, name, user or prefix."""
+    text = host.file(x.CONFIG_FILE).content_string
+    database = text.split("[database]", 1)[1].split("[heartbeat]", 1)[0]
+    keys = [line.split("=", 1)[0].strip() for line in database.splitlines() if "=" in line]
+    site = x.moodle_site()
+    if site:
+        assert keys == ["moodle_config", "password"], keys
+    else:
+        assert keys == ["name", "user", "password"], keys
+    assert f"schedule = {x.schedule()}" in text
+
+
+@pytest.mark.skipif(not x.moodle_site(), reason="no config.php in this scenario")
+def test_the_job_reads_the_database_identity_from_config_php(host):
+    name, user = x.moodle_site()
+    result = host.run(x.as_www_data(f"{x.CLI} --config {x.CONFIG_FILE} check --config-only"))
+    assert result.rc == 0, result
+    assert f"OK database database '{name}' as '{user}' on " in result.stdout, result.stdout
 
 
 @python_only
