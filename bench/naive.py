@@ -3,9 +3,8 @@
 Per student: the state read by per-student queries (``students.load_states`` for a
 batch of one: four indexed queries) and every row written by its own autocommitted
 single-row INSERT (five evaluation rows, one event row). Evaluation, event building,
-routing and JSON encoding are the job's own (``heartbeat.run.process_batch``), so only
-the shape of the database access differs from the job (the row literals are the
-job's too: ``RowEncoder``).
+routing and JSON encoding are the job's own (``heartbeat.evaluate.evaluate_batch``), so
+only the shape of the database access differs from the job.
 
 This is kinder than the PHP job was: no 90 ms simulated-router sleep, no 17 failing
 statements per student, and indexed state queries instead of a view that scanned.
@@ -18,16 +17,15 @@ import time
 import uuid
 from typing import Any
 
-from heartbeat import db, rules, run, students
+from heartbeat import db, evaluate, rules, schema, students
 
 EVALUATION_INSERT = (
-    "INSERT INTO {table} (event_id, scenario_id, student_id, rules_count, evaluation_mode,"
-    " evaluation_result, evaluated_at) VALUES "
+    f"INSERT INTO {{table}} ({', '.join(schema.EVALUATION_COLUMNS)})"
+    f" VALUES ({', '.join(['%s'] * len(schema.EVALUATION_COLUMNS))})"
 )
 EVENT_INSERT = (
-    "INSERT INTO {table} (event_id, event_type, student_id, scenarios_evaluated,"
-    " scenario_results, routing_result, priority, status, processed_at, created_at, run_id)"
-    " VALUES "
+    f"INSERT INTO {{table}} ({', '.join(schema.EVENT_COLUMNS)})"
+    f" VALUES ({', '.join(['%s'] * len(schema.EVENT_COLUMNS))})"
 )
 
 
@@ -36,7 +34,7 @@ def naive_run(conn: Any, prefix: str = "mdl_", interval_minutes: int = 30) -> in
     tables = db.Tables(prefix)
     book = rules.load_rule_book()
     run_id = str(uuid.uuid4())
-    run_start = run.utc_now()
+    run_start = dt.datetime.now(dt.timezone.utc)
     started = time.monotonic()
     stamp = run_start.astimezone(dt.timezone.utc).replace(tzinfo=None)
     with conn.cursor() as cur:
@@ -46,22 +44,29 @@ def naive_run(conn: Any, prefix: str = "mdl_", interval_minutes: int = 30) -> in
             (stamp, stamp, run_id),
         )
     ids = students.active_student_ids(conn, tables, run_start, 24, 24)
+    keys = students.id_keys(db.collations_of(conn, tables), tables)
+    profile_columns = db.columns_of(conn, tables)[tables.bare(tables.profiles)]
     processed = errors = 0
     evaluation_sql = EVALUATION_INSERT.format(table=tables.evaluation_log)
     event_sql = EVENT_INSERT.format(table=tables.event_log)
-    encoder = run.RowEncoder(book, run_id, db.string_escaper(conn))
+    cache = evaluate.DocumentCache()
     with conn.cursor() as cur:
         for student_id in ids:
-            states = students.load_states(
-                conn, tables, [student_id], has_mbti_type=True, profiles_have_id=True
-            )
-            rows = run.process_batch(
-                [student_id], states, book, encoder, run_start, interval_minutes
+            states = students.load_states(conn, tables, [student_id], profile_columns, keys)
+            rows = evaluate.evaluate_batch(
+                [student_id],
+                states,
+                book,
+                cache,
+                run_id,
+                run_start,
+                interval_minutes,
+                lambda: dt.datetime.now(dt.timezone.utc),
             )
             for row in rows.evaluations:
-                cur.execute(evaluation_sql + row)
+                cur.execute(evaluation_sql, row)
             for row in rows.events:
-                cur.execute(event_sql + row)
+                cur.execute(event_sql, row)
             processed += rows.processed
             errors += rows.failed
         cur.execute(

@@ -1,32 +1,35 @@
 """The ``alt42-heartbeat`` command line: parse, dispatch, and turn errors into exit codes.
 
-This is the only module that prints. Normal output is ``[YYYY-MM-DD HH:MM:SS] message``
-lines (UTC) on stdout, which cron appends to the log; each error is one line on stderr
-(a traceback only with ``--verbose``). Exit codes: 0 success or skipped, 1 some
-students failed, 2 configuration or usage error, 3 database error, 4 aborted (deadline
-or signal). ``status`` follows the monitoring-plugin convention instead (0-3).
+Lines go through ``logging`` (``heartbeat.output``): ``[YYYY-MM-DD HH:MM:SS] message``
+(UTC) on stdout, which cron appends to the log; each error is one line on stderr (a
+traceback only with ``--verbose``). Exit codes: 0 success or skipped, 1 some students
+failed, 2 configuration or usage error, 3 database error, 4 aborted (deadline or
+signal), 5 internal error. ``status`` follows the monitoring-plugin convention (0-3).
 """
 
 from __future__ import annotations
 
 import argparse
-import collections
 import contextlib
 import datetime as dt
 import json
+import logging
 import os
 import stat
 import sys
 import time
 import traceback
 from collections.abc import Sequence
-from typing import Any, Callable, NoReturn, Optional, TextIO
+from dataclasses import dataclass
+from typing import Any, Callable, NoReturn, Optional
 
 from heartbeat import (
     __version__,
+    coordinate,
     db,
     mail,
     metrics,
+    output,
     ping,
     report,
     retention,
@@ -37,6 +40,7 @@ from heartbeat import (
 )
 from heartbeat.config import Config, MonitoringConfig, load_config
 from heartbeat.errors import (
+    EXIT_ABORTED,
     EXIT_CONFIG,
     EXIT_OK,
     EXIT_PARTIAL,
@@ -44,44 +48,9 @@ from heartbeat.errors import (
     DatabaseError,
     HeartbeatError,
 )
-from heartbeat.run import Output, RunSummary, execute
+from heartbeat.run import RunSummary, execute
 
-
-def stamp(message: str) -> str:
-    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-    return f"[{now}] {message}"
-
-
-def _printer(stream: TextIO) -> Callable[[str], None]:
-    def write(message: str) -> None:
-        _emit(stamp(message), stream)
-
-    return write
-
-
-#: Writes to stdout/stderr that failed (full disk under the log, closed pipe).
-_LOST_OUTPUT: list[str] = []
-#: The last lines this process printed, for the failure mail.
-_TRANSCRIPT: collections.deque[str] = collections.deque(maxlen=mail.TRANSCRIPT_LINES)
-
-
-def _emit(text: str, stream: TextIO) -> None:
-    """Print a line; if the stream cannot take it, note that and carry on.
-
-    A full disk under cron's log must not stop a run half-way (its database row would
-    stay 'running'): the run goes on, ``main`` reports the loss at the end and exits
-    non-zero. The stream is pointed at /dev/null so that its unwritten buffer cannot
-    fail again when Python exits.
-    """
-    _TRANSCRIPT.append(text)
-    try:
-        print(text, file=stream, flush=True)
-    except OSError as exc:
-        _LOST_OUTPUT.append(f"{getattr(stream, 'name', 'output')}: {exc.strerror or exc}")
-        with contextlib.suppress(OSError, ValueError):
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, stream.fileno())
-            os.close(devnull)
+log = logging.getLogger(__name__)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -153,51 +122,73 @@ def _positive(text: str) -> int:
     return value
 
 
+@dataclass
+class Context:
+    """What a command handler gets: the configuration, its arguments, where plain
+    output (tables, the status line, JSON) goes, and the SIGTERM/SIGINT handler."""
+
+    config: Config
+    args: argparse.Namespace
+    out: output.Output
+    signals: coordinate.Signals
+
+    def print(self, text: str) -> None:
+        """Plain text for a reader or a program (not a log line)."""
+        self.out.plain(text)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    _LOST_OUTPUT.clear()
-    _TRANSCRIPT.clear()
-    log_hint = _log_hint()  # now: a stdout that fails later is pointed at /dev/null
     verbose = bool(getattr(args, "verbose", False))
-    error = _printer(sys.stderr)
+    out = output.setup(verbose=verbose, quiet=bool(getattr(args, "json", False)))
+    log_hint = _log_hint()  # now: a stdout that fails later is pointed at /dev/null
     config: Optional[Config] = None
     try:
-        config = load_config(args.config)
-        handler: Callable[[Config, argparse.Namespace], int] = COMMANDS[args.command]
-        code = handler(config, args)
-    except HeartbeatError as exc:
-        if args.command == "status":  # a monitoring plugin reports its own failure as UNKNOWN
-            _emit(status.unknown(str(exc)), sys.stdout)
-            return status.UNKNOWN
-        if verbose:
-            traceback.print_exc()
-        error(f"ERROR: {exc}")
-        code = exc.exit_code
-    except KeyboardInterrupt:
-        error("ERROR: interrupted")
-        return 130
-    if _LOST_OUTPUT:
+        with coordinate.stop_signals() as signals:
+            try:
+                config = load_config(args.config)
+                code = COMMANDS[args.command](Context(config, args, out, signals))
+            except HeartbeatError as exc:
+                code = _report_error(args, out, exc, verbose)
+    except KeyboardInterrupt:  # a signal just outside the handler's lifetime
+        log.error("ERROR: interrupted")
+        code = EXIT_ABORTED
+    if out.lost:
         # Best effort (stderr may sit on the same full disk); the exit code tells anyway.
-        error(
-            f"ERROR: output lost, cannot write to {_LOST_OUTPUT[0]}; the command itself"
-            " finished (a run records its result in the database: alt42-heartbeat report)"
+        log.error(
+            "ERROR: output lost, cannot write to %s; the command itself finished (a run"
+            " records its result in the database: alt42-heartbeat report)",
+            out.lost[0],
         )
         code = code or EXIT_PARTIAL
     if config is not None and args.command == "run" and not args.dry_run and code != EXIT_OK:
-        _mail_failure(config.monitoring, code, log_hint, _printer(sys.stderr))
+        _mail_failure(config.monitoring, code, log_hint, list(out.transcript.lines))
     return code
 
 
+def _report_error(
+    args: argparse.Namespace, out: output.Output, exc: HeartbeatError, verbose: bool
+) -> int:
+    """One line for a failed command (a monitoring plugin: its UNKNOWN line)."""
+    if args.command == "status":
+        out.plain(status.unknown(str(exc)))
+        return status.UNKNOWN
+    if verbose:
+        traceback.print_exc()
+    log.error("ERROR: %s", exc)
+    return exc.exit_code
+
+
 def _mail_failure(
-    monitoring: MonitoringConfig, code: int, log_hint: str, warn: Callable[[str], None]
+    monitoring: MonitoringConfig, code: int, log_hint: str, transcript: list[str]
 ) -> None:
     """Mail the run's output to ``[monitoring] mail_to``, if set (skipped runs exit 0)."""
     if not monitoring.mail_to:
         return
     message = mail.failure_message(
-        monitoring.mail_to, monitoring.mail_from, code, list(_TRANSCRIPT), log_hint
+        monitoring.mail_to, monitoring.mail_from, code, transcript, log_hint
     )
-    mail.send(monitoring.sendmail, message, warn)
+    mail.send(monitoring.sendmail, message)
 
 
 def _log_hint() -> str:
@@ -208,57 +199,54 @@ def _log_hint() -> str:
     return "The whole output is where the job's output goes (under cron: its log file)."
 
 
-def cmd_run(config: Config, args: argparse.Namespace) -> int:
-    quiet = bool(args.json)
-    say = (lambda _message: None) if quiet else _printer(sys.stdout)
-    warn = _printer(sys.stderr)
+def cmd_run(ctx: Context) -> int:
+    config, args = ctx.config, ctx.args
     monitoring = config.monitoring
     run_ids: list[str] = []
 
     def started(run_id: str) -> None:
         run_ids.append(run_id)
-        _ping(monitoring, "start", run_id, warn)
+        _ping(monitoring, "start", run_id)
 
-    out = Output(say=say, detail=say if args.verbose and not quiet else None, started=started)
     try:
-        summary = execute(config, out, dry_run=args.dry_run, force=args.force)
-    except DatabaseError as exc:
-        # The database failed: tell the monitor and the metrics, then report as usual.
+        summary = execute(
+            config, dry_run=args.dry_run, force=args.force, on_start=started, signals=ctx.signals
+        )
+    except HeartbeatError as exc:
+        # The run failed: tell the monitor and the metrics, then report as usual.
         if not args.dry_run:
-            _ping(monitoring, str(exc.exit_code), run_ids[0] if run_ids else "", warn, str(exc))
-            _write_metrics(monitoring, RunSummary(run_id="", status="failed"), warn)
+            with ctx.signals.held():
+                run_id = run_ids[0] if run_ids else ""
+                _ping(monitoring, str(exc.exit_code), run_id, str(exc))
+                aborted = isinstance(exc, coordinate.Interrupted)
+                failed = RunSummary(run_id="", status="aborted" if aborted else "failed")
+                _write_metrics(monitoring, failed)
         raise
-    if args.json:
-        data = {key: value for key, value in summary.as_dict().items() if key != "students_found"}
-        _emit(json.dumps(data), sys.stdout)
-    if summary.status not in ("skipped", "dry_run"):  # only the server that ran reports
-        event = "success" if summary.exit_code == EXIT_OK else str(summary.exit_code)
-        _ping(monitoring, event, summary.run_id, warn)
-        _write_metrics(monitoring, summary, warn)
+    with ctx.signals.held():  # the run is recorded: nothing after it may change that
+        if args.json:
+            data = {
+                key: value for key, value in summary.as_dict().items() if key != "students_found"
+            }
+            ctx.print(json.dumps(data))
+        if summary.status not in ("skipped", "dry_run"):  # only the server that ran reports
+            event = "success" if summary.exit_code == EXIT_OK else str(summary.exit_code)
+            _ping(monitoring, event, summary.run_id)
+            _write_metrics(monitoring, summary)
     return summary.exit_code
 
 
-def _ping(
-    monitoring: MonitoringConfig,
-    event: str,
-    run_id: str,
-    warn: Callable[[str], None],
-    body: str = "",
-) -> None:
+def _ping(monitoring: MonitoringConfig, event: str, run_id: str, body: str = "") -> None:
     ping.send(
         monitoring.ping_url,
         event,
         run_id,
-        warn,
         timeout=monitoring.ping_timeout_seconds,
         retries=monitoring.ping_retries,
         body=body,
     )
 
 
-def _write_metrics(
-    monitoring: MonitoringConfig, summary: RunSummary, warn: Callable[[str], None]
-) -> None:
+def _write_metrics(monitoring: MonitoringConfig, summary: RunSummary) -> None:
     """The node_exporter textfile; a failure to write it is reported, never fatal."""
     if not monitoring.metrics_file:
         return
@@ -276,27 +264,39 @@ def _write_metrics(
     try:
         metrics.write_atomically(monitoring.metrics_file, content)
     except OSError as exc:
-        warn(f"ERROR: cannot write metrics file {monitoring.metrics_file}: {exc.strerror or exc}")
+        log.error(
+            "ERROR: cannot write metrics file %s: %s", monitoring.metrics_file, exc.strerror or exc
+        )
 
 
-def cmd_migrate(config: Config, args: argparse.Namespace) -> int:
-    say = _printer(sys.stdout)
-    conn = db.connect(config.database)
+def _connect(config: Config, statement_timeout: Optional[int] = None, **timeouts: int) -> Any:
+    """A connection for one command, with the configured time limits."""
+    limit = statement_timeout or config.heartbeat.query_timeout_seconds
+    return db.connect(config.database, limit, **timeouts)
+
+
+def cmd_migrate(ctx: Context) -> int:
+    config = ctx.config
+    conn = _connect(config)
     try:
         with db.errors_as("migrating the tables"):
-            changes = schema.migrate(conn, db.Tables(config.database.prefix), say)
+            changes = schema.migrate(conn, db.Tables(config.database.prefix))
     finally:
         db.close_quietly(conn)
-    say("Schema is up to date" + (f" ({changes} change(s) made)" if changes else " (no change)"))
+    log.info(
+        "Schema is up to date" + (f" ({changes} change(s) made)" if changes else " (no change)")
+    )
     return EXIT_OK
 
 
-def cmd_check(config: Config, args: argparse.Namespace) -> int:
-    say = _printer(sys.stdout)
-    say(f"OK config {config.path}")
+def cmd_check(ctx: Context) -> int:
+    config = ctx.config
+    log.info("OK config %s", config.path)
     book = rules.load_rule_book(config.heartbeat.rules)
     rule_count = len(set(rules.rule_ids(book)))
-    say(f"OK rule book {book.source}: {len(book.scenarios)} scenarios, {rule_count} rules")
+    log.info(
+        "OK rule book %s: %d scenarios, %d rules", book.source, len(book.scenarios), rule_count
+    )
     monitoring = config.monitoring
     if monitoring.mail_to:
         if not os.access(monitoring.sendmail, os.X_OK):
@@ -305,28 +305,32 @@ def cmd_check(config: Config, args: argparse.Namespace) -> int:
                 " so failure mail cannot be sent; install an MTA (exim4-daemon-light, postfix,"
                 " or msmtp-mta to relay to an SMTP server) or set sendmail to its command"
             )
-        say(f"OK failure mail to {', '.join(monitoring.mail_to)} via {monitoring.sendmail}")
+        log.info("OK failure mail to %s via %s", ", ".join(monitoring.mail_to), monitoring.sendmail)
     target = db.describe_target(config.database)
-    say(f"OK database {target} (socket: {config.sources.get('database.socket', 'as given')})")
-    if args.config_only:
+    log.info(
+        "OK database %s (socket: %s)", target, config.sources.get("database.socket", "as given")
+    )
+    log.info("OK host lock %s", config.heartbeat.lock_file)
+    if ctx.args.config_only:
         return EXIT_OK
-    conn = db.connect(config.database)
+    conn = _connect(config)
     try:
-        say(f"OK connected to {target}")
+        log.info("OK connected to %s", target)
         with db.errors_as("checking the schema"):
             problems = schema.schema_problems(conn, db.Tables(config.database.prefix))
     finally:
         db.close_quietly(conn)
     if problems:
         raise DatabaseError("schema: " + "; ".join(problems))
-    say(f"OK tables with prefix '{config.database.prefix}' present")
+    log.info("OK tables with prefix '%s' present", config.database.prefix)
     return EXIT_OK
 
 
-def cmd_report(config: Config, args: argparse.Namespace) -> int:
+def cmd_report(ctx: Context) -> int:
+    config, args = ctx.config, ctx.args
     tables = db.Tables(config.database.prefix)
     now = dt.datetime.now(dt.timezone.utc)
-    conn = db.connect(config.database)
+    conn = _connect(config)
     data: dict[str, Any] = {}
     try:
         with db.errors_as("reading the run history"):
@@ -348,24 +352,30 @@ def cmd_report(config: Config, args: argparse.Namespace) -> int:
     finally:
         db.close_quietly(conn)
     if args.format == "json":
-        _emit(report.as_json(data), sys.stdout)
+        ctx.print(report.as_json(data))
         return EXIT_OK
     if "executions" in data:
-        _emit(f"Runs in the last {data['hours']} hour(s):", sys.stdout)
-        _emit(report.as_table(data["executions"], report.EXECUTION_COLUMNS), sys.stdout)
+        ctx.print(f"Runs in the last {data['hours']} hour(s):")
+        ctx.print(report.as_table(data["executions"], report.EXECUTION_COLUMNS))
     if "daily" in data:
         if "executions" in data:
-            _emit("", sys.stdout)
-        _emit(f"Per day over the last {data['days']} day(s):", sys.stdout)
-        _emit(report.as_table(data["daily"], report.DAILY_COLUMNS), sys.stdout)
+            ctx.print("")
+        ctx.print(f"Per day over the last {data['days']} day(s):")
+        ctx.print(report.as_table(data["daily"], report.DAILY_COLUMNS))
     return EXIT_OK
 
 
-def cmd_status(config: Config, args: argparse.Namespace) -> int:
+#: A monitoring check must answer within the 10 s NRPE gives it by default.
+STATUS_CONNECT_S = 3
+STATUS_STATEMENT_S = 3
+
+
+def cmd_status(ctx: Context) -> int:
+    config = ctx.config
     tables = db.Tables(config.database.prefix)
     settings = config.heartbeat
     now = dt.datetime.now(dt.timezone.utc)
-    conn = db.connect(config.database)
+    conn = _connect(config, STATUS_STATEMENT_S, connect_timeout=STATUS_CONNECT_S)
     try:
         with db.errors_as("reading the run history"):
             found = db.columns_of(conn, tables)
@@ -383,35 +393,31 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
         db.close_quietly(conn)
     limit = status.critical_limit(now, settings, config.monitoring.grace_minutes)
     state, line = status.assess(last, last_completed, now, limit, busy)
-    _emit(line, sys.stdout)
+    ctx.print(line)
     return state
 
 
-def cmd_prune(config: Config, args: argparse.Namespace) -> int:
-    say = _printer(sys.stdout)
+def cmd_prune(ctx: Context) -> int:
+    config, args = ctx.config, ctx.args
     days = args.days or config.retention.days
     older_than = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=days)
-    conn = db.connect(config.database)
+    conn = _connect(config)
     try:
         with db.errors_as("pruning old rows"):
             # Every web server may schedule prune at the same minute: one at a time.
             if db.named_lock(conn, db.lock_name(config.database, "prune")) is False:
-                say("Skipped: another server is pruning")
+                log.info("Skipped: another server is pruning")
                 return EXIT_OK
             deleted = retention.prune(
-                conn,
-                db.Tables(config.database.prefix),
-                older_than,
-                config.retention.batch_size,
-                say,
+                conn, db.Tables(config.database.prefix), older_than, config.retention.batch_size
             )
     finally:
         db.close_quietly(conn)
-    say(f"Prune done: {sum(deleted.values())} row(s) deleted, keeping {days} day(s)")
+    log.info("Prune done: %d row(s) deleted, keeping %d day(s)", sum(deleted.values()), days)
     return EXIT_OK
 
 
-COMMANDS: dict[str, Callable[[Config, argparse.Namespace], int]] = {
+COMMANDS: dict[str, Callable[[Context], int]] = {
     "run": cmd_run,
     "migrate": cmd_migrate,
     "check": cmd_check,

@@ -13,7 +13,9 @@ or of a ``repr``: cron mails and log files are read by more people than the DB a
 from __future__ import annotations
 
 import configparser
+import dataclasses
 import difflib
+import hashlib
 import os
 import re
 import shlex
@@ -28,6 +30,7 @@ from heartbeat.moodle_config import SUPPORTED_DBTYPES, MoodleDbSettings, read_mo
 from heartbeat.schedule import Schedule, parse_schedule
 
 DEFAULT_CONFIG_PATH = "/etc/alt42/heartbeat.ini"
+LOCK_DIR = "/run/lock"
 CONFIG_ENV = "ALT42_HEARTBEAT_CONFIG"
 MAX_INI_BYTES = 1024 * 1024
 
@@ -70,7 +73,9 @@ class HeartbeatConfig:
     open_session_hours: int = 24
     rules: Optional[str] = None  # path of a rule book replacing the shipped one
     batch_size: int = 1000
-    lock_file: str = "/run/lock/alt42-heartbeat.lock"
+    # "" until load_config derives it from the database (one lock per site, see
+    # site_lock_file), unless the INI sets one.
+    lock_file: str = ""
     # Past this the run stops after the batch in hand (status aborted, exit 4); 0 in the
     # file means the default, two thirds of the interval, so a slow run ends before the
     # next slot starts.
@@ -245,6 +250,8 @@ def load_config(path: Optional[str] = None, environ: Optional[Mapping[str, str]]
     base_dir = os.path.dirname(os.path.abspath(ini_path))
     database, sources = database_config(sections.get("database"), ini_path, env, base_dir)
     heartbeat = heartbeat_config(sections.get("heartbeat", {}), ini_path, base_dir)
+    if not heartbeat.lock_file:
+        heartbeat = dataclasses.replace(heartbeat, lock_file=site_lock_file(database))
     monitoring = monitoring_config(sections.get("monitoring", {}), ini_path)
     retention = RetentionConfig(
         **_numbers(sections.get("retention", {}), RETENTION_INT_KEYS, f"{ini_path}: [retention]")
@@ -398,6 +405,19 @@ def heartbeat_config(section: Mapping[str, str], path: str, base_dir: str) -> He
         max_run_minutes=max_run or max(1, interval * 2 // 3),
         query_timeout_seconds=numbers["query_timeout_seconds"],
     )
+
+
+def site_lock_file(database: DatabaseConfig) -> str:
+    """The host lock of one site: two Moodle sites on one server never skip each other.
+
+    Named after the database (readable in ``ls /run/lock``) plus a digest of everything
+    that tells sites apart (server, name, prefix)."""
+    identity = "|".join(
+        [database.host, str(database.port), database.socket or "", database.name, database.prefix]
+    )
+    digest = hashlib.sha256(identity.encode("utf-8")).hexdigest()[:12]
+    name = re.sub(r"[^A-Za-z0-9_]", "_", database.name)[:32]
+    return f"{LOCK_DIR}/alt42-heartbeat-{name}-{digest}.lock"
 
 
 def _numbers(

@@ -8,9 +8,8 @@ no password can leak through an exception text.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, TypeVar
 
@@ -101,15 +100,19 @@ def errors_as(action: str) -> Iterator[None]:
         raise translate(exc, action) from None
 
 
-def connect(cfg: DatabaseConfig, statement_timeout: Optional[int] = None) -> Any:
+def connect(
+    cfg: DatabaseConfig, statement_timeout: int, connect_timeout: int = CONNECT_TIMEOUT_S
+) -> Any:
     """Open a UTC, utf8mb4, non-autocommit connection, or raise ``DatabaseError``.
 
-    With ``statement_timeout`` (seconds) the server aborts any statement running
-    longer (MariaDB ``max_statement_time``; MySQL's ``max_execution_time`` covers
-    SELECTs), and the socket gives up 30 s after that if the server itself hangs.
+    Every connection has a time limit for each step: ``connect_timeout`` to connect,
+    ``statement_timeout`` (seconds) for any statement (MariaDB ``max_statement_time``;
+    MySQL's ``max_execution_time`` covers SELECTs), and its socket reads and writes give
+    up a little after that if the server itself hangs, so no run holds its lock and no
+    monitoring check waits forever.
     """
     socket = cfg.socket  # config decided it as PHP's mysqli does
-    read_timeout = statement_timeout + 30 if statement_timeout else None
+    read_timeout = statement_timeout + min(30, statement_timeout)
     with errors_as(f"connecting to {describe_target(cfg)}"):
         conn = pymysql.connect(
             host=None if socket else cfg.host,
@@ -122,19 +125,18 @@ def connect(cfg: DatabaseConfig, statement_timeout: Optional[int] = None) -> Any
             database=cfg.name,
             charset="utf8mb4",
             autocommit=False,
-            connect_timeout=CONNECT_TIMEOUT_S,
+            connect_timeout=connect_timeout,
             read_timeout=read_timeout,
             write_timeout=read_timeout,
             init_command="SET time_zone = '+00:00'",
         )
-    if statement_timeout:
-        with errors_as("setting the statement time limit"), conn.cursor() as cur:
-            try:
-                cur.execute("SET SESSION max_statement_time = %s", (statement_timeout,))
-            except pymysql.err.OperationalError as exc:
-                if exc.args[0] != UNKNOWN_SYSTEM_VARIABLE:
-                    raise
-                cur.execute("SET SESSION max_execution_time = %s", (statement_timeout * 1000,))
+    with errors_as("setting the statement time limit"), conn.cursor() as cur:
+        try:
+            cur.execute("SET SESSION max_statement_time = %s", (statement_timeout,))
+        except pymysql.err.OperationalError as exc:
+            if exc.args[0] != UNKNOWN_SYSTEM_VARIABLE:
+                raise
+            cur.execute("SET SESSION max_execution_time = %s", (statement_timeout * 1000,))
     return conn
 
 
@@ -208,6 +210,22 @@ def columns_of(conn: Any, tables: Tables) -> dict[str, set[str]]:
     return found
 
 
+def collations_of(conn: Any, tables: Tables, column: str = "student_id") -> dict[str, str]:
+    """The collation of ``column`` in each ALT42 table that has it: how the database
+    compares student ids there (case, accents, trailing spaces)."""
+    found: dict[str, str] = {}
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT TABLE_NAME, COLLATION_NAME FROM information_schema.COLUMNS"
+            " WHERE TABLE_SCHEMA = DATABASE() AND COLUMN_NAME = %s AND TABLE_NAME LIKE %s",
+            (column, tables.prefix.replace("_", "\\_") + "alt42\\_%"),
+        )
+        for table, collation in cur.fetchall():
+            if collation:
+                found[str(table)] = str(collation)
+    return found
+
+
 def lock_name(cfg: DatabaseConfig, job: str) -> str:
     """The ``GET_LOCK`` name of ``job`` (heartbeat, prune): one per Moodle database and
     prefix, so that two sites on one server never block each other (at most 64 chars)."""
@@ -238,50 +256,3 @@ def close_quietly(conn: Any) -> None:
     """Close a connection that may already be lost: there is nothing left to release."""
     with contextlib.suppress(*DRIVER_ERRORS):
         conn.close()
-
-
-# ----------------------------------------------------------------- bulk INSERT text
-
-#: Largest multi-row INSERT sent (bytes): what PyMySQL's ``executemany`` uses, well
-#: under the smallest ``max_allowed_packet`` a supported server ships with (4 MiB).
-MAX_STATEMENT_BYTES = 1024 * 1024
-
-
-def string_escaper(conn: Any) -> Callable[[str], str]:
-    """The driver's own escaping of text inside a '...' literal, for ``conn``.
-
-    This is what PyMySQL does to every ``%s`` parameter (it has no server-side
-    prepared statements: ``executemany`` escapes client-side too), including the
-    ``NO_BACKSLASH_ESCAPES`` sql_mode; we call it directly so that the constant parts
-    of the JSON documents are escaped once per run, not once per row. Escaping is
-    character by character, so escaped pieces may be concatenated.
-    """
-
-    def escape(text: str) -> str:
-        return str(conn.escape(text))[1:-1]  # PyMySQL returns the quoted literal '...'
-
-    return escape
-
-
-def datetime_literal(moment: dt.datetime) -> str:
-    """A naive datetime as PyMySQL would send it."""
-    return str(pymysql.converters.escape_datetime(moment))
-
-
-def insert_statements(
-    head: str, rows: Sequence[str], max_bytes: int = MAX_STATEMENT_BYTES
-) -> Iterator[bytes]:
-    """``head`` (``INSERT INTO t (cols) VALUES ``) plus row literals ``(..)``, as UTF-8
-    multi-row statements of at most ``max_bytes`` (a single larger row goes alone)."""
-    head_bytes = head.encode("utf-8")
-    parts: list[bytes] = []
-    size = len(head_bytes)
-    for row in rows:
-        data = row.encode("utf-8")
-        if parts and size + len(data) + 1 > max_bytes:
-            yield head_bytes + b",".join(parts)
-            parts, size = [], len(head_bytes)
-        parts.append(data)
-        size += len(data) + 1
-    if parts:
-        yield head_bytes + b",".join(parts)

@@ -12,6 +12,7 @@ EXIT_PARTIAL = 1  # the run finished but some students failed
 EXIT_CONFIG = 2  # configuration or usage error
 EXIT_DATABASE = 3  # database unreachable, bad credentials, missing table, connection lost
 EXIT_ABORTED = 4  # stopped early by its deadline or SIGTERM/SIGINT, after committing its batch
+EXIT_INTERNAL = 5  # an unexpected error (a bug): the run is recorded failed all the same
 
 #: What a non-zero exit code of ``run`` means, in the words of the README's table.
 EXIT_MEANINGS = {
@@ -19,6 +20,7 @@ EXIT_MEANINGS = {
     EXIT_CONFIG: "configuration or usage error",
     EXIT_DATABASE: "database error",
     EXIT_ABORTED: "aborted by its deadline or a signal",
+    EXIT_INTERNAL: "internal error",
 }
 
 
@@ -38,3 +40,9 @@ class DatabaseError(HeartbeatError):
     """The database failed: unreachable, credentials, schema, lost connection (exit 3)."""
 
     exit_code = EXIT_DATABASE
+
+
+class InternalError(HeartbeatError):
+    """Something the job did not foresee (a bug): one line, exit 5, the run recorded."""
+
+    exit_code = EXIT_INTERNAL

@@ -91,9 +91,26 @@ DEFAULT_ROUTE = ("default", (4, 5, 10))
 
 
 def route(event: Mapping[str, Any], now: dt.datetime) -> dict[str, Any]:
-    """``{strategy, agents}`` for the event plus the student's state (spec section 3.5)."""
+    """The routing document for the event plus the student's state (spec section 3.5).
+
+    ``strategy`` and ``agents`` (numbers) as the spec says, and the agents as the ALT42
+    plugin's monitoring API counts them: ``agent_ids`` (``"agent08"``; its
+    ``routing_result LIKE '%agent08%'``) and ``selected_agent``, the first of them (its
+    ``JSON_EXTRACT(routing_result, '$.selected_agent')``).
+    """
     facts = {**event, **event.get("student_state", {})}
-    for strategy, holds, agents in ROUTES:
-        if holds(facts, now):
-            return {"strategy": strategy, "agents": list(agents)}
-    return {"strategy": DEFAULT_ROUTE[0], "agents": list(DEFAULT_ROUTE[1])}
+    strategy, agents = next(
+        ((name, chosen) for name, holds, chosen in ROUTES if holds(facts, now)), DEFAULT_ROUTE
+    )
+    names = [agent_name(agent) for agent in agents]
+    return {
+        "strategy": strategy,
+        "agents": list(agents),
+        "agent_ids": names,
+        "selected_agent": names[0],
+    }
+
+
+def agent_name(number: int) -> str:
+    """``8`` -> ``agent08``: how the plugin names its agents (agent01 .. agent22)."""
+    return f"agent{number:02d}"

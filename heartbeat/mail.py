@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import logging
 import socket
 import subprocess
 from collections.abc import Sequence
 from email.message import EmailMessage
-from typing import Callable, Optional
+from typing import Optional
 
 from heartbeat.errors import EXIT_MEANINGS
+
+log = logging.getLogger(__name__)
 
 SEND_TIMEOUT_S = 30
 TRANSCRIPT_LINES = 100  # the run's last lines a mail holds (a --verbose run prints many)
@@ -60,7 +63,7 @@ def failure_message(
     return message
 
 
-def send(sendmail: str, message: EmailMessage, warn: Callable[[str], None]) -> bool:
+def send(sendmail: str, message: EmailMessage) -> bool:
     """Hand ``message`` to the MTA; True when it accepted it. Failures are reported."""
     try:
         result = subprocess.run(  # noqa: S603 - an argv list, no shell; the operator's path
@@ -73,13 +76,17 @@ def send(sendmail: str, message: EmailMessage, warn: Callable[[str], None]) -> b
         )
     except (OSError, subprocess.SubprocessError) as exc:
         problem = getattr(exc, "strerror", None) or type(exc).__name__
-        warn(f"Failure mail not sent ({sendmail}: {problem}); the run's result is unchanged")
+        log.warning(
+            "Failure mail not sent (%s: %s); the run's result is unchanged", sendmail, problem
+        )
         return False
     if result.returncode != 0:
         said = " ".join(result.stderr.decode("utf-8", "replace").split())[:200]
-        warn(
-            f"Failure mail not sent ({sendmail} exited {result.returncode}"
-            f"{': ' + said if said else ''}); the run's result is unchanged"
+        log.warning(
+            "Failure mail not sent (%s exited %d%s); the run's result is unchanged",
+            sendmail,
+            result.returncode,
+            ": " + said if said else "",
         )
         return False
     return True

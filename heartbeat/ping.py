@@ -8,11 +8,14 @@ few seconds and one line in the log, never the run.
 
 from __future__ import annotations
 
+import logging
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Callable, Optional
+from typing import Optional
+
+log = logging.getLogger(__name__)
 
 
 def ping_url(base: str, event: str, run_id: str) -> str:
@@ -26,7 +29,6 @@ def send(
     base: Optional[str],
     event: str,
     run_id: str,
-    say: Callable[[str], None],
     timeout: float = 5.0,
     retries: int = 2,
     body: str = "",
@@ -50,5 +52,5 @@ def send(
             problem = str(getattr(exc, "reason", exc))
         if attempt < retries:
             time.sleep(min(1.0 * (attempt + 1), 3.0))
-    say(f"Monitor ping '{event}' failed ({problem}); the run itself is not affected")
+    log.warning("Monitor ping '%s' failed (%s); the run itself is not affected", event, problem)
     return False

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from typing import Any, Callable
+import logging
+from typing import Any
 
 from heartbeat import db
+
+log = logging.getLogger(__name__)
 
 # table attribute of ``Tables`` -> the column that dates a row
 DATED_COLUMNS = {
@@ -27,7 +30,6 @@ def prune(
     tables: db.Tables,
     older_than: dt.datetime,
     batch_size: int,
-    say: Callable[[str], None],
 ) -> dict[str, int]:
     """Delete rows dated before ``older_than`` (UTC); returns rows deleted per table."""
     cutoff = older_than.astimezone(dt.timezone.utc).replace(tzinfo=None)
@@ -43,7 +45,12 @@ def prune(
             if count < batch_size:
                 break
         deleted[tables.bare(table)] = total
-        say(f"Pruned {total} row(s) from {tables.bare(table)} older than {cutoff:%Y-%m-%d %H:%M}")
+        log.info(
+            "Pruned %d row(s) from %s older than %s",
+            total,
+            tables.bare(table),
+            f"{cutoff:%Y-%m-%d %H:%M}",
+        )
     return deleted
 
 

@@ -8,10 +8,13 @@ seed's monitoring queries keep working.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import logging
+from typing import Any
 
 from heartbeat.db import Tables, columns_of
 from heartbeat.errors import DatabaseError
+
+log = logging.getLogger(__name__)
 
 # Columns the job reads, per table attribute of ``Tables``.
 READ_COLUMNS: dict[str, set[str]] = {
@@ -113,7 +116,7 @@ EXTRA_INDEXES: dict[str, dict[str, str]] = {
     "event_log": {"idx_created_at": "(created_at)", "idx_run": "(run_id)"},
 }
 
-# The columns of the job's multi-row INSERTs, in the order ``run.RowEncoder`` writes
+# The columns of the job's multi-row INSERTs, in the order ``evaluate.evaluate_batch`` builds
 # each row literal (the benchmark's floor inserts the same columns).
 EVALUATION_COLUMNS = (
     "event_id",
@@ -170,7 +173,7 @@ def missing_schema(found: dict[str, set[str]], tables: Tables) -> list[str]:
     return problems
 
 
-def migrate(conn: Any, tables: Tables, say: Callable[[str], None]) -> int:
+def migrate(conn: Any, tables: Tables) -> int:
     """Create or extend the job's tables; returns the number of changes made."""
     changes = 0
     with conn.cursor() as cur:
@@ -200,13 +203,13 @@ def migrate(conn: Any, tables: Tables, say: Callable[[str], None]) -> int:
                         " migrate cannot check or extend it; grant SELECT, INSERT, UPDATE,"
                         " DELETE, CREATE, ALTER on it (README: Database privileges)"
                     )
-                say(f"created table {name}")
+                log.info(f"created table {name}")
                 changes += 1
                 continue
             for column, definition in EXTRA_COLUMNS[attr].items():
                 if column not in columns:
                     cur.execute(f"ALTER TABLE {table} ADD COLUMN `{column}` {definition}")
-                    say(f"added column {name}.{column}")
+                    log.info(f"added column {name}.{column}")
                     changes += 1
             student = columns.get("student_id")
             if student is not None and (student[1] or 0) < STUDENT_ID_LENGTH:
@@ -214,7 +217,7 @@ def migrate(conn: Any, tables: Tables, say: Callable[[str], None]) -> int:
                 cur.execute(
                     f"ALTER TABLE {table} MODIFY `student_id` VARCHAR({STUDENT_ID_LENGTH}) {null}"
                 )
-                say(f"widened {name}.student_id to {STUDENT_ID_LENGTH} characters")
+                log.info(f"widened {name}.student_id to {STUDENT_ID_LENGTH} characters")
                 changes += 1
             cur.execute(
                 "SELECT DISTINCT INDEX_NAME FROM information_schema.STATISTICS"
@@ -226,7 +229,7 @@ def migrate(conn: Any, tables: Tables, say: Callable[[str], None]) -> int:
                 if index not in indexes:
                     kind = "UNIQUE INDEX" if index.startswith("uq_") else "INDEX"
                     cur.execute(f"ALTER TABLE {table} ADD {kind} `{index}` {columns_sql}")
-                    say(f"added index {name}.{index}")
+                    log.info(f"added index {name}.{index}")
                     changes += 1
     conn.commit()
     return changes

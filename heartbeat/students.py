@@ -3,14 +3,24 @@
 Per batch of students this issues four indexed queries (students, users, profiles,
 latest biometrics), whatever the batch size; the PHP job issued about 23 per student
 and read the state through a view that could not use an index.
+
+Rows are matched to students as the database matches them: the plugin's tables use
+case-insensitive, PAD SPACE collations, so ``WHERE student_id IN ('k0001')`` returns
+the rows of ``'K0001 '`` too, and those rows belong to that student here as well
+(:func:`id_key`). Values real sites hold that are not what the columns promise (zero
+dates under a lax sql_mode, text in a number column, NaN) count as missing: they never
+stop a run, and at worst one student is evaluated without them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
-from collections.abc import Sequence
-from typing import Any, Optional
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
 
 from heartbeat.db import Tables, stream
 
@@ -76,8 +86,9 @@ def in_order(ids: set[str]) -> list[str]:
 
 
 # The two ways a learning session makes its student active (parameters from
-# ``_session_params``): open and recently started, or ended within the window.
-OPEN_SESSION = "session_end IS NULL AND start_time >= %s"
+# ``_session_params``): open and recently started, or ended within the window. A zero
+# session_end ('0000-00-00 00:00:00', stored under a lax sql_mode) is no end: open.
+OPEN_SESSION = "(session_end IS NULL OR YEAR(session_end) = 0) AND start_time >= %s"
 ENDED_SESSION = "session_end >= %s AND session_end <= %s"
 
 
@@ -114,21 +125,85 @@ def _marks(values: Sequence[Any]) -> str:
 
 
 def _number(value: Any) -> Optional[float]:
-    return None if value is None else float(value)
+    """A number column's value; anything that is not a finite number is missing."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
 
 
-def _iso(value: Any) -> Optional[str]:
-    if isinstance(value, dt.datetime):
-        return value.replace(tzinfo=dt.timezone.utc).isoformat()
-    return None if value is None else str(value)
+def _moment(value: Any) -> Optional[dt.datetime]:
+    """A date column's value: PyMySQL returns a zero date as the string
+    '0000-00-00 00:00:00', which is no moment at all."""
+    return value if isinstance(value, dt.datetime) else None
+
+
+def _iso(value: Optional[dt.datetime]) -> Optional[str]:
+    return None if value is None else value.replace(tzinfo=dt.timezone.utc).isoformat()
+
+
+IdKey = Callable[[str], str]
+
+
+def id_key(collation: Optional[str]) -> IdKey:
+    """The key under which the database holds two student ids for equal.
+
+    MariaDB's collations (and MySQL's before the ``_0900_`` ones) are PAD SPACE:
+    trailing spaces do not count; ``_ci`` ones ignore case and accents too
+    (utf8mb4_unicode_ci: 'é' = 'e', 'ß' = 'ss'). ``_bin`` and ``_cs`` keep both.
+    """
+    name = (collation or "utf8mb4_unicode_ci").lower()
+    pad = "nopad" not in name and "_0900_" not in name
+    fold = name.endswith("_ci")
+
+    def key(text: str) -> str:
+        if pad:
+            text = text.rstrip(" ")
+        if not fold:
+            return text
+        if text.isascii():
+            return text.lower()
+        decomposed = unicodedata.normalize("NFKD", text)
+        return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+    return key
+
+
+@dataclass(frozen=True)
+class IdKeys:
+    """How each table the state comes from compares student ids."""
+
+    students: IdKey
+    profiles: IdKey
+    biometrics: IdKey
+
+
+def id_keys(collations: Mapping[str, str], tables: Tables) -> IdKeys:
+    """``id_key`` per table, from the ``student_id`` collations (``db.collations_of``)."""
+
+    def of(table: str) -> IdKey:
+        return id_key(collations.get(tables.bare(table)))
+
+    return IdKeys(of(tables.students), of(tables.profiles), of(tables.biometrics))
+
+
+def _user_id(student_id: str, users: set[int]) -> Optional[int]:
+    """The Moodle user a numeric id names (' 1001 ' = 1001, as SQL compares them)."""
+    digits = student_id.strip()
+    if _NUMERIC_ID.fullmatch(digits) and int(digits) in users:
+        return int(digits)
+    return None
 
 
 def load_states(
     conn: Any,
     tables: Tables,
     student_ids: Sequence[str],
-    has_mbti_type: bool,
-    profiles_have_id: bool,
+    profile_columns: set[str],
+    keys: IdKeys,
 ) -> dict[str, dict[str, Any]]:
     """The state of each student of a batch, keyed by student id (spec section 3.2).
 
@@ -137,14 +212,15 @@ def load_states(
     """
     if not student_ids:
         return {}
+    has_mbti_type = "mbti_type" in profile_columns
     with conn.cursor() as cur:
         cur.execute(
             f"SELECT student_id, userid, grade, class, mbti FROM {tables.students}"
             f" WHERE student_id IN ({_marks(student_ids)})",
             list(student_ids),
         )
-        students = {str(row[0]): row for row in cur.fetchall()}
-        numeric = [int(s) for s in student_ids if _NUMERIC_ID.fullmatch(s)]
+        students = {keys.students(str(row[0])): row for row in cur.fetchall()}
+        numeric = [int(s.strip()) for s in student_ids if _NUMERIC_ID.fullmatch(s.strip())]
         users: set[int] = set()
         if numeric:
             cur.execute(
@@ -155,28 +231,33 @@ def load_states(
 
         user_of: dict[str, Optional[int]] = {}
         for sid in student_ids:
-            row = students.get(sid)
+            row = students.get(keys.students(sid))
+            user = _user_id(sid, users)
             if row is not None:
-                user_of[sid] = int(row[1]) if row[1] is not None else _user_id(sid, users)
-            elif _user_id(sid, users) is not None:
-                user_of[sid] = _user_id(sid, users)
+                user_of[sid] = _user_number(row[1]) or user
+            elif user is not None:
+                user_of[sid] = user
         user_ids = sorted({uid for uid in user_of.values() if uid is not None})
 
         known = list(user_of)
-        profiles = _latest_profiles(cur, tables, known, user_ids, has_mbti_type, profiles_have_id)
-        biometrics = _latest_biometrics(cur, tables, known)
+        profiles = _latest_profiles(
+            cur, tables, known, user_ids, has_mbti_type, "id" in profile_columns, keys.profiles
+        )
+        biometrics = _latest_biometrics(cur, tables, known, keys.biometrics)
 
     states: dict[str, dict[str, Any]] = {}
     for sid in student_ids:
         if sid not in user_of:
             states[sid] = {"student_id": sid}
             continue
-        student = students.get(sid)
+        student = students.get(keys.students(sid))
         uid = user_of[sid]
-        profile = _later(profiles.get(("s", sid)), profiles.get(("u", uid)) if uid else None)
+        profile = _later(
+            profiles.get(("s", keys.profiles(sid))), profiles.get(("u", uid)) if uid else None
+        )
         state: dict[str, Any] = {"student_id": sid}
         state.update(profile[1] if profile else PROFILE_DEFAULTS)
-        state.update(biometrics.get(sid, BIOMETRICS_DEFAULTS))
+        state.update(biometrics.get(keys.biometrics(sid), BIOMETRICS_DEFAULTS))
         mbti = student[4] if student else None
         state["mbti"] = mbti
         state["grade"] = student[2] if student else None
@@ -187,10 +268,12 @@ def load_states(
     return states
 
 
-def _user_id(student_id: str, users: set[int]) -> Optional[int]:
-    if _NUMERIC_ID.fullmatch(student_id) and int(student_id) in users:
-        return int(student_id)
-    return None
+def _user_number(value: Any) -> Optional[int]:
+    """``alt42_students.userid``: a Moodle user id, or missing (NULL, 0, not a number)."""
+    try:
+        return int(value) or None
+    except (TypeError, ValueError):
+        return None
 
 
 ProfileRow = tuple[tuple[bool, dt.datetime, int, int], dict[str, Any]]
@@ -211,8 +294,10 @@ def _latest_profiles(
     user_ids: Sequence[int],
     has_mbti_type: bool,
     has_id: bool,
+    key_of: IdKey,
 ) -> dict[tuple[str, Any], ProfileRow]:
-    """Latest profile row per student id and per user id (latest ``updated_at``, then id)."""
+    """Latest profile row per student id (its ``key_of``) and per user id (latest
+    ``updated_at``, then id); a zero or unreadable ``updated_at`` counts as none."""
     if not student_ids:
         return {}
     where = f"student_id IN ({_marks(student_ids)})"
@@ -226,9 +311,10 @@ def _latest_profiles(
     cur.execute(f"SELECT {columns} FROM {tables.profiles} WHERE {where}", params)
     latest: dict[tuple[str, Any], tuple[tuple[bool, dt.datetime, int, int], Any]] = {}
     for position, row in enumerate(cur.fetchall()):
-        updated = row[6]
-        key = (updated is not None, updated or dt.datetime.min, int(row[8] or 0), position)
-        for owner in (("s", None if row[1] is None else str(row[1])), ("u", row[0])):
+        updated = _moment(row[6])
+        key = (updated is not None, updated or dt.datetime.min, _user_number(row[8]) or 0, position)
+        student = None if row[1] is None else key_of(str(row[1]))
+        for owner in (("s", student), ("u", _user_number(row[0]))):
             if owner[1] is None:
                 continue
             current = latest.get(owner)
@@ -245,7 +331,7 @@ def _latest_profiles(
                 "immersion_level": _number(row[3]),
                 "engagement_score": _number(row[4]),
                 "math_confidence": _number(row[5]),
-                "updated_at": _iso(row[6]),
+                "updated_at": _iso(_moment(row[6])),
                 "mbti_type": row[7],
             }
         winners[owner] = (key, values)
@@ -253,9 +339,10 @@ def _latest_profiles(
 
 
 def _latest_biometrics(
-    cur: Any, tables: Tables, student_ids: Sequence[str]
+    cur: Any, tables: Tables, student_ids: Sequence[str], key_of: IdKey
 ) -> dict[str, dict[str, Any]]:
-    """The latest biometrics row per student (latest ``created_at``, then highest id)."""
+    """The latest biometrics row per student (its ``key_of``; latest ``created_at``, then
+    highest id)."""
     if not student_ids:
         return {}
     cur.execute(
@@ -267,6 +354,9 @@ def _latest_biometrics(
         list(student_ids),
     )
     return {
-        str(row[0]): {"stress_level": _number(row[1]), "concentration_level": _number(row[2])}
+        key_of(str(row[0])): {
+            "stress_level": _number(row[1]),
+            "concentration_level": _number(row[2]),
+        }
         for row in cur.fetchall()
     }

@@ -6,9 +6,11 @@ it) and runs on its own data dir, socket and port; nothing touches a system serv
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
 import http.server
+import logging
 import os
 import subprocess
 import sys
@@ -18,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any, ClassVar, Optional
+from typing import Any, Callable, ClassVar, Optional
 
 import pytest
 
@@ -150,6 +152,30 @@ def start_cli(*args: str, stderr: Optional[int] = subprocess.PIPE) -> subprocess
         text=True,
         env=cli_env(),
     )
+
+
+@contextlib.contextmanager
+def job_lines(student: Optional[Callable[[str], None]] = None) -> Iterator[list[str]]:
+    """The lines a run in this process logs (as the CLI prints them, without the time);
+    ``student`` is called with each per-student line (``--verbose``), as it happens."""
+    lines: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            text = record.getMessage()
+            lines.append(text)
+            if student is not None and text.startswith("student "):
+                student(text)
+
+    logger = logging.getLogger("heartbeat")
+    handler, level = Collect(logging.DEBUG), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if student is not None else logging.INFO)
+    try:
+        yield lines
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def make_site(server: MariaDBServer, tmp: Path, prefix: str = "mdl_", demo: bool = False) -> Site:

@@ -16,8 +16,8 @@ import pytest
 
 from heartbeat import db
 from heartbeat.errors import DatabaseError
-from heartbeat.run import Output, execute
-from tests.conftest import DB_PASSWORD, ROOT, Site, run_cli
+from heartbeat.run import execute
+from tests.conftest import DB_PASSWORD, ROOT, Site, job_lines, run_cli
 from tests.test_schema import PHP_TABLES
 
 PHP_HEARTBEAT_LOG = PHP_TABLES[0]  # the run table as the PHP job's migration made it
@@ -198,7 +198,7 @@ def test_killed_run_leaves_no_lock_behind(demo_site: Site) -> None:
         [
             sys.executable,
             "-c",
-            "import sys, time; from heartbeat.lock import HostLock;"
+            "import sys, time; from heartbeat.coordinate import HostLock;"
             " assert HostLock(sys.argv[1]).acquire(); print('locked', flush=True); time.sleep(600)",
             demo_site.lock_file,
         ],
@@ -237,8 +237,8 @@ def test_connection_lost_mid_run_exits_3_and_records_the_failure(demo_site: Site
                 cur.execute(f"KILL {int(thread)}")
                 killed.append(thread)
 
-    with pytest.raises(DatabaseError) as err:
-        execute(demo_site.config(), Output(say=lambda _m: None, detail=kill_job_connection))
+    with pytest.raises(DatabaseError) as err, job_lines(student=kill_job_connection):
+        execute(demo_site.config())
     assert err.value.exit_code == 3
     assert "while writing results" in str(err.value)
     assert killed
@@ -249,7 +249,7 @@ def test_connection_lost_mid_run_exits_3_and_records_the_failure(demo_site: Site
     assert demo_site.scalar("SELECT COUNT(*) FROM mdl_alt42_scenario_evaluation_log") == 0
     assert demo_site.scalar("SELECT COUNT(*) FROM mdl_alt42_event_processing_log") == 0
     # and the next run processes everyone
-    again = execute(demo_site.config(), Output(say=lambda _m: None), force=True)
+    again = execute(demo_site.config(), force=True)
     assert again.students_processed == 8
 
 
@@ -300,7 +300,7 @@ def test_report_on_a_table_the_php_job_created(site: Site) -> None:
 
 
 def test_database_closed_connection_message_is_one_line(demo_site: Site) -> None:
-    conn = db.connect(demo_site.config().database)
+    conn = db.connect(demo_site.config().database, 30)
     conn.close()
     with pytest.raises(DatabaseError) as err, db.errors_as("testing"):
         conn.cursor().execute("SELECT 1")

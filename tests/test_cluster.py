@@ -13,11 +13,9 @@ import pytest
 
 from heartbeat import db
 from heartbeat.errors import DatabaseError
-from heartbeat.run import Output, execute
+from heartbeat.run import execute
 from heartbeat.schedule import interval_slot as slot_start
-from tests.conftest import Monitor, Site, start_cli
-
-quiet = Output(say=lambda _m: None)
+from tests.conftest import Monitor, Site, job_lines, start_cli
 
 
 def test_slot_start_boundaries() -> None:
@@ -46,10 +44,10 @@ def test_database_lock_held_elsewhere_means_skipped(demo_site: Site) -> None:
         name = db.lock_name(demo_site.config().database, "heartbeat")
         cur.execute("SELECT GET_LOCK(%s, 0)", (name,))
         assert cur.fetchone()[0] == 1
-        summary = execute(demo_site.config(), quiet)
+        summary = execute(demo_site.config())
         assert summary.status == "skipped" and summary.exit_code == 0
     assert demo_site.scalar("SELECT COUNT(*) FROM mdl_alt42_heartbeat_log") == 0
-    assert execute(demo_site.config(), quiet).status == "success"  # released with the session
+    assert execute(demo_site.config()).status == "success"  # released with the session
 
 
 def test_servers_starting_together_give_one_run(demo_site: Site, tmp_path: Path) -> None:
@@ -71,7 +69,7 @@ def test_servers_starting_together_give_one_run(demo_site: Site, tmp_path: Path)
 
 
 def test_deadline_stops_between_batches_and_records_aborted(demo_site: Site) -> None:
-    summary = execute(demo_site.config(max_run_minutes=0, batch_size=3), quiet)
+    summary = execute(demo_site.config(max_run_minutes=0, batch_size=3))
     assert (summary.status, summary.exit_code, summary.students_processed) == ("aborted", 4, 0)
     assert demo_site.query("SELECT status, exit_code FROM mdl_alt42_heartbeat_log") == [
         ("aborted", 4)
@@ -87,9 +85,8 @@ def test_sigterm_finishes_the_batch_in_hand_then_stops(demo_site: Site) -> None:
             os.kill(os.getpid(), signal.SIGTERM)
 
     previous = signal.getsignal(signal.SIGTERM)
-    summary = execute(
-        demo_site.config(batch_size=3), Output(say=lambda _m: None, detail=terminate_once)
-    )
+    with job_lines(student=terminate_once):
+        summary = execute(demo_site.config(batch_size=3))
     assert signal.getsignal(signal.SIGTERM) is previous  # handler restored
     assert (summary.status, summary.exit_code, summary.students_processed) == ("aborted", 4, 3)
     assert demo_site.scalar("SELECT COUNT(*) FROM mdl_alt42_event_processing_log") == 3
@@ -128,7 +125,7 @@ def test_stale_running_rows_are_marked_failed(demo_site: Site) -> None:
         " VALUES (UTC_TIMESTAMP() - INTERVAL 3 HOUR, UTC_TIMESTAMP() - INTERVAL 3 HOUR,"
         " 'running', 'dead-run')"
     )
-    assert execute(demo_site.config(), quiet).status == "success"
+    assert execute(demo_site.config()).status == "success"
     assert (
         demo_site.scalar("SELECT status FROM mdl_alt42_heartbeat_log WHERE run_id = 'dead-run'")
         == "failed"

@@ -4,7 +4,9 @@ clear ConfigError (exit 2) naming file and key for every mistake, never the pass
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import os
+import re
 from pathlib import Path
 from typing import Any, Optional
 
@@ -86,7 +88,12 @@ def load_error(path: str, environ: Optional[dict[str, str]] = None) -> str:
 def test_empty_file_gives_moodle_defaults_but_no_name_or_user(tmp_path: Path) -> None:
     config = load(tmp_path, "")
     assert config.database == DatabaseConfig(name="moodle", user="moodle")
-    assert config.heartbeat == HeartbeatConfig()
+    assert config.heartbeat == dataclasses.replace(
+        HeartbeatConfig(), lock_file=config.heartbeat.lock_file
+    )
+    assert re.fullmatch(
+        r"/run/lock/alt42-heartbeat-moodle-[0-9a-f]{12}\.lock", config.heartbeat.lock_file
+    )
     assert (config.database.host, config.database.port, config.database.prefix) == (
         "localhost",
         3306,
@@ -729,3 +736,17 @@ def test_a_computed_dbtype_is_fine_when_set_elsewhere(
     php = write_php(tmp_path, MOODLE_CONFIG.replace("'mysqli'", "getenv('MOODLE_DOCKER_DBTYPE')"))
     config = load(tmp_path, f"[database]\nmoodle_config = {php}\n{ini}", env)
     assert config.database.name == "php_name"
+
+
+def test_the_host_lock_is_per_site(tmp_path: Path) -> None:
+    """Two Moodle sites on one web server never skip each other's runs."""
+
+    def lock(env: dict[str, str], text: str = "") -> str:
+        return load(tmp_path, text, {**SITE_ENV, **env}).heartbeat.lock_file
+
+    site_a = lock({"ALT42_DB_NAME": "moodle_a"})
+    assert site_a == lock({"ALT42_DB_NAME": "moodle_a"})
+    assert site_a != lock({"ALT42_DB_NAME": "moodle_b"})
+    assert site_a != lock({"ALT42_DB_NAME": "moodle_a", "ALT42_DB_PREFIX": "lms_"})
+    assert site_a != lock({"ALT42_DB_NAME": "moodle_a", "ALT42_DB_HOST": "db2.example.org"})
+    assert lock({}, "[heartbeat]\nlock_file = /tmp/mine.lock\n") == "/tmp/mine.lock"

@@ -76,5 +76,11 @@ def test_routing_first_strategy_that_holds(
     state: dict[str, Any], extra: dict[str, Any], strategy: str, agents: list[int]
 ) -> None:
     built = {**build_event("7", state, RUN_START, 30), **extra}
-    assert route(built, RUN_START) == {"strategy": strategy, "agents": agents}
+    names = [f"agent{agent:02d}" for agent in agents]
+    assert route(built, RUN_START) == {
+        "strategy": strategy,
+        "agents": agents,
+        "agent_ids": names,
+        "selected_agent": names[0],
+    }
     assert route(built, RUN_START) == route(built, RUN_START)  # deterministic

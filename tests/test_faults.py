@@ -31,8 +31,17 @@ import pymysql.cursors
 import pytest
 
 from heartbeat.errors import DatabaseError
-from heartbeat.run import Output, execute
-from tests.conftest import DB_PASSWORD, DB_USER, ROOT, Site, mailed, make_site, start_cli
+from heartbeat.run import execute
+from tests.conftest import (
+    DB_PASSWORD,
+    DB_USER,
+    ROOT,
+    Site,
+    job_lines,
+    mailed,
+    make_site,
+    start_cli,
+)
 from tests.mariadb_server import MariaDBServer
 
 # Small lock waits so that a blocked job gives up within seconds.
@@ -211,7 +220,8 @@ def statement_hook(after: Callable[[str], None]) -> Iterator[None]:
 
     def execute_then(self: Any, query: Any, args: Any = None) -> Any:
         result = real(self, query, args)
-        after(query.decode("utf-8", "replace") if isinstance(query, bytes) else str(query))
+        text = query.decode("utf-8", "replace") if isinstance(query, (bytes, bytearray)) else query
+        after(str(text))
         return result
 
     pymysql.cursors.Cursor.execute = execute_then  # type: ignore[method-assign]
@@ -228,9 +238,8 @@ def _committed_events(site: Site) -> int:
 
 
 def _run_in_process(site: Site, detail: Any = None) -> tuple[DatabaseError, list[str]]:
-    said: list[str] = []
-    with pytest.raises(DatabaseError) as err:
-        execute(site.config(), Output(say=said.append, detail=detail))
+    with job_lines(student=detail) as said, pytest.raises(DatabaseError) as err:
+        execute(site.config())
     assert err.value.exit_code == 3
     assert "\n" not in str(err.value) and DB_PASSWORD not in str(err.value)
     return err.value, said

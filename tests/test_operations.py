@@ -11,7 +11,7 @@ import pytest
 from heartbeat import db, metrics, ping
 from heartbeat.config import HeartbeatConfig
 from heartbeat.status import CRITICAL, OK, UNKNOWN, WARNING, RunRow, assess, critical_limit
-from tests.conftest import Monitor, Site, run_cli
+from tests.conftest import Monitor, Site, job_lines, run_cli
 
 NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.timezone.utc)
 
@@ -136,24 +136,24 @@ def test_metrics_textfile_is_replaced_atomically(tmp_path: Path) -> None:
 
 
 def test_ping_urls_and_retries(monitor: str) -> None:
-    said: list[str] = []
-    assert ping.send(monitor, "start", "run-1", said.append, timeout=2, retries=0)
-    assert ping.send(monitor, "success", "run-1", said.append, timeout=2, retries=0)
-    assert ping.send(monitor, "3", "run-2", said.append, timeout=2, retries=0)
-    assert Monitor.hits == [
-        "/ping/abc-123/start?rid=run-1",
-        "/ping/abc-123?rid=run-1",
-        "/ping/abc-123/3?rid=run-2",
-    ]
-    Monitor.fail_first = 1
-    assert ping.send(monitor, "fail", "run-3", said.append, timeout=2, retries=1)
-    assert said == []
-    assert ping.send(None, "start", "run-4", said.append) is False
+    with job_lines() as said:
+        assert ping.send(monitor, "start", "run-1", timeout=2, retries=0)
+        assert ping.send(monitor, "success", "run-1", timeout=2, retries=0)
+        assert ping.send(monitor, "3", "run-2", timeout=2, retries=0)
+        assert Monitor.hits == [
+            "/ping/abc-123/start?rid=run-1",
+            "/ping/abc-123?rid=run-1",
+            "/ping/abc-123/3?rid=run-2",
+        ]
+        Monitor.fail_first = 1
+        assert ping.send(monitor, "fail", "run-3", timeout=2, retries=1)
+        assert said == []
+        assert ping.send(None, "start", "run-4") is False
 
 
 def test_ping_to_a_dead_monitor_is_reported_not_raised() -> None:
-    said: list[str] = []
     dead = "http://127.0.0.1:9/ping/x"  # discard port: connection refused at once
-    assert ping.send(dead, "start", "r", said.append, timeout=1, retries=1) is False
+    with job_lines() as said:
+        assert ping.send(dead, "start", "r", timeout=1, retries=1) is False
     assert len(said) == 1 and "Monitor ping 'start' failed" in said[0]
     assert "/ping/x" not in said[0]  # the check's URL can be a secret

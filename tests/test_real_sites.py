@@ -13,9 +13,9 @@ from typing import Callable
 
 import pytest
 
-from heartbeat.run import Output, execute
+from heartbeat.run import execute
 from heartbeat.schedule import parse_schedule
-from tests.conftest import DB_PASSWORD, DB_USER, Site, make_site, run_cli
+from tests.conftest import DB_PASSWORD, DB_USER, Site, job_lines, make_site, run_cli
 from tests.mariadb_server import MariaDBServer
 
 
@@ -168,14 +168,13 @@ def test_every_scheduled_start_runs_exactly_once_across_two_servers(
             for m in range(24 * 60)
             if fires(m // 60, m % 60)
         ]
-        said: list[str] = []
-        out = Output(say=said.append)
         outcomes = []
-        for index, start in enumerate(starts):
-            order = servers if index % 2 == 0 else servers[::-1]
-            for offset, config in zip((1, 4), order):
-                moment = start + dt.timedelta(seconds=offset)
-                outcomes.append(execute(config, out, clock=lambda m=moment: m).status)
+        with job_lines() as said:
+            for index, start in enumerate(starts):
+                order = servers if index % 2 == 0 else servers[::-1]
+                for offset, config in zip((1, 4), order):
+                    moment = start + dt.timedelta(seconds=offset)
+                    outcomes.append(execute(config, clock=lambda m=moment: m).status)
     finally:
         monkeypatch.delenv("TZ")
         time.tzset()

@@ -9,15 +9,11 @@ from typing import Any
 
 import pytest
 
-from heartbeat.run import Output, execute
+from heartbeat.run import execute
 from tests.conftest import Site, make_site
 from tests.mariadb_server import MariaDBServer
 
 ACTIVE = ["1001", "1002", "1003", "1004", "1005", "1006", "1007", "guest-77"]
-
-
-def quiet() -> Output:
-    return Output(say=lambda _m: None)
 
 
 def matched(site: Site, student: str) -> dict[str, list[str]]:
@@ -30,7 +26,7 @@ def matched(site: Site, student: str) -> dict[str, list[str]]:
 
 
 def test_demo_run_writes_the_three_tables(demo_site: Site) -> None:
-    summary = execute(demo_site.config(), quiet())
+    summary = execute(demo_site.config())
     assert (summary.status, summary.students_processed, summary.errors) == ("success", 8, 0)
     assert summary.exit_code == 0
 
@@ -63,7 +59,12 @@ def test_demo_run_writes_the_three_tables(demo_site: Site) -> None:
     first = events[0]
     assert first[1] == "cron.heartbeat_30m" and first[3] == 5 and first[6] == 2
     assert first[7] == "completed" and first[8] is not None and first[9] == summary.run_id
-    assert json.loads(first[5]) == {"strategy": "high_stress", "agents": [8, 19, 20]}
+    assert json.loads(first[5]) == {
+        "strategy": "high_stress",
+        "agents": [8, 19, 20],
+        "agent_ids": ["agent08", "agent19", "agent20"],
+        "selected_agent": "agent08",
+    }
     assert set(json.loads(first[4])) == {"S0", "S1", "S2", "S3", "S4"}
     # the evaluation rows of a student carry the event id of its event row
     assert {r[4] for r in evaluations if r[0] == "1001"} == {first[0]}
@@ -99,20 +100,20 @@ def test_demo_run_writes_the_three_tables(demo_site: Site) -> None:
 def test_demo_students_match_the_expected_rules(
     demo_site: Site, student: str, expected: dict[str, list[str]]
 ) -> None:
-    execute(demo_site.config(), quiet())
+    execute(demo_site.config())
     found = {k: v for k, v in matched(demo_site, student).items() if v}
     assert found == expected
 
 
 def test_dry_run_writes_nothing(demo_site: Site) -> None:
-    summary = execute(demo_site.config(), quiet(), dry_run=True)
+    summary = execute(demo_site.config(), dry_run=True)
     assert (summary.status, summary.students_processed) == ("dry_run", 8)
     for table in ("heartbeat_log", "scenario_evaluation_log", "event_processing_log"):
         assert demo_site.scalar(f"SELECT COUNT(*) FROM mdl_alt42_{table}") == 0
 
 
 def test_batches_give_the_same_result_as_one_batch(demo_site: Site) -> None:
-    execute(demo_site.config(batch_size=3), quiet())
+    execute(demo_site.config(batch_size=3))
     assert demo_site.scalar("SELECT COUNT(*) FROM mdl_alt42_scenario_evaluation_log") == 40
     assert [
         r[0]
@@ -129,7 +130,7 @@ def test_failing_student_is_recorded_and_others_go_on(demo_site: Site) -> None:
         "INSERT INTO mdl_alt42_learning_sessions (student_id, start_time)"
         " VALUES ('', UNIX_TIMESTAMP() - 60)"
     )
-    summary = execute(demo_site.config(), quiet())
+    summary = execute(demo_site.config())
     assert (summary.status, summary.students_processed, summary.errors) == ("partial", 8, 1)
     assert summary.exit_code == 1
     failed = demo_site.query(
@@ -146,7 +147,7 @@ def test_failing_student_is_recorded_and_others_go_on(demo_site: Site) -> None:
 def test_other_prefix(mariadb: MariaDBServer, tmp_path: Path) -> None:
     site = make_site(mariadb, tmp_path, prefix="moodle42_", demo=True)
     site.migrate()
-    summary = execute(site.config(), quiet())
+    summary = execute(site.config())
     assert summary.students_processed == 8
     assert site.scalar("SELECT COUNT(*) FROM moodle42_alt42_scenario_evaluation_log") == 40
     tables = {r[0] for r in site.query("SHOW TABLES")}
@@ -176,7 +177,7 @@ def _run_counting(site: Site, server: MariaDBServer, students: int) -> dict[str,
         [(5000 + n, f"u{n}") for n in range(students)],
     )
     before = _statements(server)
-    summary = execute(site.config(batch_size=500), quiet(), force=True)
+    summary = execute(site.config(batch_size=500), force=True)
     assert summary.students_processed == students
     after = _statements(server)
     return {key: after[key] - before[key] for key in before}
@@ -194,7 +195,7 @@ def test_statements_grow_with_batches_not_students(demo_site: Site, mariadb: Mar
 
 
 def test_every_json_document_is_valid(demo_site: Site) -> None:
-    execute(demo_site.config(), quiet())
+    execute(demo_site.config())
     assert (
         demo_site.scalar(
             "SELECT COUNT(*) FROM mdl_alt42_scenario_evaluation_log"

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from heartbeat import db
-from heartbeat.students import active_student_ids, load_states
+from heartbeat.students import active_student_ids, id_keys, load_states
 from tests.conftest import Site
 
 NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
@@ -32,7 +32,7 @@ def add_session(site: Site, sid: str, started: dt.datetime, ended: dt.datetime |
 
 
 def active(site: Site, window: int = 24, open_hours: int = 24) -> list[str]:
-    conn = db.connect(site.config().database)
+    conn = db.connect(site.config().database, 30)
     try:
         return active_student_ids(conn, db.Tables(site.prefix), NOW, window, open_hours)
     finally:
@@ -40,9 +40,12 @@ def active(site: Site, window: int = 24, open_hours: int = 24) -> list[str]:
 
 
 def states(site: Site, ids: list[str], mbti_type: bool = True) -> dict[str, dict[str, Any]]:
-    conn = db.connect(site.config().database)
+    conn = db.connect(site.config().database, 30)
     try:
-        return load_states(conn, db.Tables(site.prefix), ids, mbti_type, True)
+        tables = db.Tables(site.prefix)
+        columns = {"id", "mbti_type"} if mbti_type else {"id"}
+        keys = id_keys(db.collations_of(conn, tables), tables)
+        return load_states(conn, tables, ids, columns, keys)
     finally:
         conn.close()
 

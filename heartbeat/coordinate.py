@@ -1,0 +1,146 @@
+"""Coordinating runs: one at a time per site, once per scheduled start, never hanging.
+
+* The host lock: an advisory ``flock`` on a lock file of the site (the kernel drops it
+  when the process dies, however it dies, so a crashed run never leaves it behind).
+* The database lock and the slot: a named lock (``GET_LOCK``, as Moodle's own cron
+  uses) keeps runs of several web servers from overlapping, and the run row's unique
+  ``slot_start`` keeps a second server from running the same scheduled start again. On
+  MariaDB Galera the named lock is per node (or refused), so the slot row decides alone:
+  two servers claiming it on different nodes meet as a certification conflict, and the
+  loser's retry finds the winner's row.
+* Stopping: SIGTERM and SIGINT end a run at any moment with its row recorded
+  ``aborted``; while they are held (:meth:`Signals.held`: the batches, recording the
+  outcome) they are only noted, and the run stops after the batch in hand is committed.
+  Past its deadline a run stops the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import os
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from types import FrameType
+from typing import Any, Optional
+
+from heartbeat import db, schedule, store
+from heartbeat.config import Config
+from heartbeat.errors import EXIT_ABORTED, ConfigError, HeartbeatError
+
+
+class HostLock:
+    """Non-blocking exclusive lock; ``acquire`` returns False when another run holds it."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._fd: Optional[int] = None
+
+    def acquire(self) -> bool:
+        try:
+            # Read-only is enough for flock, so a lock file created by root still
+            # works for www-data (and the other way round) in a sticky /run/lock.
+            fd = os.open(self.path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot open lock file {self.path}: {exc.strerror}; "
+                "fix [heartbeat] lock_file or the directory's permissions"
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor releases the flock
+            self._fd = None
+
+
+class Interrupted(HeartbeatError):
+    """SIGTERM or SIGINT arrived: the run stops, recorded ``aborted`` (exit 4)."""
+
+    exit_code = EXIT_ABORTED
+
+
+class Signals:
+    """SIGTERM/SIGINT while a command runs: raise :class:`Interrupted` where the command
+    is, or, while held, note it (the batch loop then stops after the batch in hand).
+
+    A second signal while the first is being handled is only noted, so that recording
+    the outcome and releasing the locks are never cut short.
+    """
+
+    def __init__(self) -> None:
+        self.received: Optional[str] = None
+        self._held = 0
+
+    def __call__(self, signum: int, _frame: Optional[FrameType]) -> None:
+        first = self.received is None
+        self.received = self.received or signal.Signals(signum).name
+        if first and not self._held:
+            raise Interrupted(f"{self.received} received")
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Only note a signal inside the block (it is read by ``stop_reason``)."""
+        self._held += 1
+        try:
+            yield
+        finally:
+            self._held -= 1
+
+
+@contextlib.contextmanager
+def stop_signals() -> Iterator[Signals]:
+    """Catch SIGTERM and SIGINT for the duration of a command, then restore them."""
+    handler = Signals()
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield handler
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def stop_reason(signals: Signals, deadline: float, max_minutes: int) -> Optional[str]:
+    """Why the run must stop before its next batch, if it must."""
+    if signals.received:
+        return f"{signals.received} received"
+    if time.monotonic() > deadline:
+        return f"deadline of {max_minutes} min reached"
+    return None
+
+
+def slot_of(config: Config, moment: dt.datetime) -> dt.datetime:
+    """The schedule slot (naive UTC) a run starting at ``moment`` belongs to."""
+    settings = config.heartbeat
+    if settings.schedule is not None:
+        return schedule.slot_of(moment, settings.schedule)
+    return schedule.interval_slot(moment, settings.interval_minutes)
+
+
+def claim(
+    conn: Any, config: Config, tables: db.Tables, run_id: str, run_start: dt.datetime, force: bool
+) -> Optional[str]:
+    """Take the site-wide lock and the slot; None when this server runs, else who does.
+
+    ``force`` (a manual re-run) claims no slot: it runs even if the slot already ran.
+    """
+    if db.named_lock(conn, db.lock_name(config.database, "heartbeat")) is False:
+        return "a run on another server (database lock held)"
+    settings = config.heartbeat
+    stale = run_start - dt.timedelta(minutes=settings.max_run_minutes, hours=1)
+    slot = None if force else slot_of(config, run_start)
+
+    def attempt() -> Optional[str]:
+        store.close_stale_runs(conn, tables, stale)
+        return store.claim_slot(conn, tables, run_id, run_start, slot, socket.gethostname())
+
+    return db.retry_deadlocks(conn, attempt)
