@@ -17,7 +17,7 @@ import time
 import uuid
 from typing import Any
 
-from heartbeat import db, evaluate, rules, schema, students
+from heartbeat import db, evaluate, rules, schema, store, students
 
 EVALUATION_INSERT = (
     f"INSERT INTO {{table}} ({', '.join(schema.EVALUATION_COLUMNS)})"
@@ -49,7 +49,8 @@ def naive_run(conn: Any, prefix: str = "mdl_", interval_minutes: int = 30) -> in
     processed = errors = 0
     evaluation_sql = EVALUATION_INSERT.format(table=tables.evaluation_log)
     event_sql = EVENT_INSERT.format(table=tables.event_log)
-    cache = evaluate.DocumentCache()
+    cache = evaluate.DocumentCache(book)
+    store.prepare(conn)
     with conn.cursor() as cur:
         for student_id in ids:
             states = students.load_states(conn, tables, [student_id], profile_columns, keys)

@@ -14,7 +14,10 @@ population of N active students (``bench/population.py``), then measures
    identically migrated second database (``bench/floor.py``);
 3. the naive shape at the ``--naive-sizes`` (``bench/naive.py``);
 4. SQL statements of the job run, from ``SHOW GLOBAL STATUS`` deltas (the bench owns
-   the server, so the global counters are the job's).
+   the server, so the global counters are the job's);
+5. with ``--compare REV``: the job as it was at commit REV (its ``heartbeat/`` package
+   from ``git archive``), run in turns with the current job on the same population, so
+   that the two are measured side by side on the same busy machine.
 
 Prints a table and writes ``docs/performance.md`` (``--doc``, ``--no-doc``).
 """
@@ -67,6 +70,9 @@ class Result:
     floor_load_s: float = 0.0
     floor_rows: int = 0
     floor_bytes: int = 0
+    baseline_s: Optional[float] = None
+    baseline_rss_mb: Optional[float] = None
+    baseline_statements: dict[str, int] = field(default_factory=dict)
     naive_s: Optional[float] = None
     naive_statements: Optional[int] = None
     coverage: dict[str, int] = field(default_factory=dict)
@@ -97,6 +103,7 @@ class Bench:
         extra = tuple(shlex.split(args.server_args)) if args.server_args else ()
         self.server = MariaDBServer(str(self.tmp / "mariadb"), extra_args=extra)
         self.warned_rss = False
+        self.baseline = export_commit(args.compare, self.tmp / "baseline") if args.compare else None
 
     # ------------------------------------------------------------------ helpers
     def root(self, database: Optional[str] = None, autocommit: bool = True) -> Any:
@@ -133,7 +140,7 @@ class Bench:
         return path
 
     def cli(
-        self, ini: Path, *args: str, wrapper: tuple[str, ...] = ()
+        self, ini: Path, *args: str, wrapper: tuple[str, ...] = (), code: Path = ROOT
     ) -> tuple[int, float, float, str, str]:
         """Run the CLI as a process: (exit code, wall s, peak RSS MB, stdout, stderr).
 
@@ -144,7 +151,7 @@ class Bench:
         Without ``/usr/bin/time`` it falls back to ``os.wait4`` and says so.
         """
         env = {k: v for k, v in os.environ.items() if not k.startswith(("ALT42_", "PYTHON"))}
-        env["PYTHONPATH"] = str(ROOT)
+        env["PYTHONPATH"] = str(code)
         out_path, err_path = self.tmp / "cli.out", self.tmp / "cli.err"
         rss_path = self.tmp / "cli.rss"
         timer: tuple[str, ...] = ()
@@ -207,6 +214,9 @@ class Bench:
         for attempt in range(self.args.repeat):
             if attempt:
                 self.truncate_logs(job_db)
+            if self.baseline is not None:  # in turns: the earlier commit, then this one
+                self.measure_job(result, job_ini, baseline=True)
+                self.truncate_logs(job_db)
             self.measure_job(result, job_ini)
             if not rows:
                 with self.root(job_db) as conn:
@@ -222,12 +232,14 @@ class Bench:
             self.drop(floor_db)
         return result
 
-    def measure_job(self, result: Result, ini: Path) -> None:
-        """One job run as a process; keeps the fastest of the repeats."""
+    def measure_job(self, result: Result, ini: Path, baseline: bool = False) -> None:
+        """One job run as a process; keeps the fastest of the repeats. ``baseline``: the
+        job of ``--compare REV`` instead of this one."""
         wrapper = tuple(shlex.split(self.args.job_wrapper)) if self.args.job_wrapper else ()
         overhead = self.status_overhead()
         before = self.status()
-        code, wall, rss, out, err = self.cli(ini, "run", "--json", wrapper=wrapper)
+        code_dir = self.baseline if baseline and self.baseline else ROOT
+        code, wall, rss, out, err = self.cli(ini, "run", "--json", wrapper=wrapper, code=code_dir)
         after = self.status()
         if code != 0:
             raise RuntimeError(f"job failed ({code}): {out}{err}")
@@ -235,11 +247,17 @@ class Bench:
         processed = int(summary["students_processed"])
         if processed != result.n:
             raise RuntimeError(f"job processed {processed} students, expected {result.n}")
-        self.say(f"N={result.n:,}: job {wall:.2f} s, peak RSS {rss:.1f} MB")
+        who = f"job at {self.args.compare}" if baseline else "job"
+        self.say(f"N={result.n:,}: {who} {wall:.2f} s, peak RSS {rss:.1f} MB")
+        deltas = {key: after[key] - before[key] - overhead.get(key, 0) for key in after}
+        if baseline:
+            if result.baseline_s is None or wall < result.baseline_s:
+                result.baseline_s, result.baseline_rss_mb = wall, rss
+                result.baseline_statements = {k: v for k, v in deltas.items() if v > 0}
+            return
         result.processed = processed
         if wall < result.job_s:
             result.job_s, result.job_rss_mb = wall, rss
-            deltas = {key: after[key] - before[key] - overhead.get(key, 0) for key in after}
             result.statements = {key: value for key, value in deltas.items() if value > 0}
 
     def measure_floor(
@@ -442,6 +460,38 @@ def machine() -> dict[str, str]:
     }
 
 
+def export_commit(rev: str, into: Path) -> Path:
+    """The ``heartbeat`` package of commit ``rev``, unpacked into ``into`` (an import root)."""
+    into.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", rev, "heartbeat"],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True, timeout=60)
+    return into
+
+
+def comparison_table(results: list[Result], rev: str) -> str:
+    """The job now and at ``rev``, measured in turns in this run."""
+    lines = [
+        f"| N | job at {rev} (s) | job now (s) | now / then | RSS then (MB) | RSS now (MB) |"
+        " statements then | statements now |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        if r.baseline_s is None:
+            continue
+        lines.append(
+            f"| {r.n:,} | {r.baseline_s:.2f} | {r.job_s:.2f} | {r.job_s / r.baseline_s:.2f} |"
+            f" {_f(r.baseline_rss_mb, 1)} | {r.job_rss_mb:.1f} |"
+            f" {sum(r.baseline_statements.get(k, 0) for k in COUNTED)} |"
+            f" {sum(r.statements.get(k, 0) for k in COUNTED)} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000,100000", help="comma-separated N")
@@ -462,6 +512,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         help="extra mariadbd arguments (default: %(default)s)",
     )
     parser.add_argument("--job-wrapper", default="", help="command prefix for the job (profilers)")
+    parser.add_argument(
+        "--compare", default="", metavar="REV", help="also run the job of commit REV, in turns"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the server and databases")
     parser.add_argument("--doc", default=str(ROOT / "docs" / "performance.md"))
     parser.add_argument("--no-doc", action="store_true")
@@ -481,6 +534,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     print(floor_table(results))
     print()
     print(coverage_table(results))
+    if args.compare:
+        print()
+        print(comparison_table(results, args.compare))
     print()
     for name, value, met in targets(results):
         print(f"{'MET ' if met else 'MISSED'} {name}: {value}")

@@ -28,7 +28,7 @@ def to_json(value: Any) -> str:
 
 def db_time(moment: dt.datetime) -> str:
     """A UTC moment as the text a TIMESTAMP column takes (sessions run at +00:00)."""
-    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return moment.astimezone(dt.timezone.utc).replace(tzinfo=None).isoformat(" ")
 
 
 @dataclass
@@ -39,6 +39,33 @@ class BatchRows:
     events: list[tuple[Any, ...]] = field(default_factory=list)
     processed: int = 0
     failed: int = 0
+
+
+class Json:
+    """A JSON text in pieces: the even pieces repeat from student to student, the odd
+    ones are numbers (``duration_ms``, then closing braces). ``text`` is the document;
+    the pieces let the storing module escape what repeats once per run."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self, *parts: str) -> None:
+        self.parts = parts
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return f"Json({self.text!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Json) and other.text == self.text
+
+    def __hash__(self) -> int:
+        return hash(self.text)
 
 
 class DocumentCache:
@@ -54,31 +81,47 @@ class DocumentCache:
 
     _TAIL = '"duration_ms":0.0}'
 
-    def __init__(self) -> None:
-        self._heads: dict[tuple[str, int, tuple[str, ...]], Optional[str]] = {}
-        self._routes: dict[tuple[str, tuple[int, ...]], str] = {}
+    def __init__(self, book: rules.RuleBook) -> None:
+        # scenario position -> ('{"S0":' or ',"S1":'), as in scenario_results
+        self._keys = [
+            ("{" if index == 0 else ",") + to_json(scenario.scenario_id) + ":"
+            for index, scenario in enumerate(book.scenarios)
+        ]
+        self._heads: dict[tuple[int, int, tuple[str, ...]], Optional[tuple[str, str]]] = {}
+        self._routes: dict[tuple[str, tuple[int, ...]], Json] = {}
 
-    def result(self, scenario_id: str, result: dict[str, Any]) -> str:
+    def result(self, position: int, result: dict[str, Any]) -> tuple[Json, tuple[str, str]]:
+        """The ``evaluation_result`` of the scenario at ``position``, and its piece of
+        the event's ``scenario_results``: (its key and the same head, the tail)."""
         key = (
-            scenario_id,
+            position,
             result["rules_evaluated"],
             tuple([match["rule_id"] for match in result["matched_rules"]]),
         )
-        head = self._heads.get(key, "")
-        if head == "":
+        if key not in self._heads:
             text = to_json({**result, "duration_ms": 0.0})
             # Only when duration_ms is the last key (it is, see rules.evaluate).
             head = text[: -len("0.0}")] if text.endswith(self._TAIL) else None
-            self._heads[key] = head
-        if head is None:
-            return to_json(result)
-        return f"{head}{result['duration_ms']!r}}}"
+            self._heads[key] = None if head is None else (head, self._keys[position] + head)
+        cached = self._heads[key]
+        if cached is None:
+            text = to_json(result)
+            return Json(text), (self._keys[position] + text, "")
+        tail = f"{result['duration_ms']!r}}}"
+        return Json(cached[0], tail), (cached[1], tail)
 
-    def routing(self, routing: dict[str, Any]) -> str:
+    @staticmethod
+    def results(pieces: list[tuple[str, str]]) -> Json:
+        """The event's ``scenario_results`` from the pieces ``result`` returned."""
+        parts = [part for piece in pieces for part in piece]
+        parts[-1] += "}"
+        return Json(*parts)
+
+    def routing(self, routing: dict[str, Any]) -> Json:
         key = (routing["strategy"], tuple(routing["agents"]))
         text = self._routes.get(key)
         if text is None:
-            text = self._routes[key] = to_json(routing)
+            text = self._routes[key] = Json(to_json(routing))
         return text
 
 
@@ -101,7 +144,6 @@ def evaluate_batch(
     created = db_time(run_start)
     rows = BatchRows()
     verbose = log.isEnabledFor(logging.DEBUG)
-    keys = [(scenario, to_json(scenario.scenario_id) + ":") for scenario in book.scenarios]
     for student_id in student_ids:
         state = states.get(student_id, {"student_id": student_id})
         event = events.build_event(student_id, state, run_start, interval_minutes)
@@ -124,17 +166,17 @@ def evaluate_batch(
             if verbose:
                 log.debug("student %s: FAILED: %s", student_id, message)
             continue
-        documents = []
-        for (scenario, key), result in zip(keys, results):
-            document = cache.result(scenario.scenario_id, result)
+        pieces = []
+        for position, (scenario, result) in enumerate(zip(book.scenarios, results)):
+            document, piece = cache.result(position, result)
             rows.evaluations.append(
                 (event_id, scenario.scenario_id, student_id, len(scenario.rules), scenario.mode,
                  document, stamp)
             )  # fmt: skip
-            documents.append(key + document)
+            pieces.append(piece)
         rows.events.append(
             (event_id, events.EVENT_TOPIC, student_id, len(book.scenarios),
-             "{" + ",".join(documents) + "}", cache.routing(routing), PRIORITY, "completed",
+             cache.results(pieces), cache.routing(routing), PRIORITY, "completed",
              stamp, created, run_id)
         )  # fmt: skip
         rows.processed += 1

@@ -8,6 +8,7 @@ random confidences; routing here is a fixed table evaluated in order.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from collections.abc import Mapping
 from typing import Any, Callable, Optional
@@ -102,6 +103,18 @@ def route(event: Mapping[str, Any], now: dt.datetime) -> dict[str, Any]:
     strategy, agents = next(
         ((name, chosen) for name, holds, chosen in ROUTES if holds(facts, now)), DEFAULT_ROUTE
     )
+    return routing_document(strategy, agents)
+
+
+def agent_name(number: int) -> str:
+    """``8`` -> ``agent08``: how the plugin names its agents (agent01 .. agent22)."""
+    return f"agent{number:02d}"
+
+
+@functools.cache
+def routing_document(strategy: str, agents: tuple[int, ...]) -> dict[str, Any]:
+    """The routing document of a route: a handful exist, each built once and shared
+    (read-only: nothing changes a routing result once made)."""
     names = [agent_name(agent) for agent in agents]
     return {
         "strategy": strategy,
@@ -109,8 +122,3 @@ def route(event: Mapping[str, Any], now: dt.datetime) -> dict[str, Any]:
         "agent_ids": names,
         "selected_agent": names[0],
     }
-
-
-def agent_name(number: int) -> str:
-    """``8`` -> ``agent08``: how the plugin names its agents (agent01 .. agent22)."""
-    return f"agent{number:02d}"

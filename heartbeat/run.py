@@ -227,7 +227,7 @@ class _Run:
         batches, stop when told to (a signal, the deadline) after the batch in hand."""
         settings, summary = self.config.heartbeat, self.summary
         deadline = started + settings.max_run_minutes * 60
-        cache = evaluate.DocumentCache()
+        cache = evaluate.DocumentCache(self.book)
         writer: Optional[store.Writer] = None
         with self.signals.held():
             try:

@@ -9,7 +9,9 @@ seed's monitoring queries keep working.
 from __future__ import annotations
 
 import logging
-from typing import Any
+import re
+from dataclasses import dataclass
+from typing import Any, Optional
 
 from heartbeat.db import Tables, columns_of
 from heartbeat.errors import DatabaseError
@@ -106,14 +108,33 @@ EXTRA_COLUMNS: dict[str, dict[str, str]] = {
     "event_log": {"run_id": "CHAR(36) NULL DEFAULT NULL"},
 }
 
-EXTRA_INDEXES: dict[str, dict[str, str]] = {
+#: Index name -> its columns; a name starting with ``uq_`` is a unique index. An index
+#: counts as present when one with those leading columns exists under any name (the
+#: plugin's ``idx_event_id`` serves where ours would be ``idx_event``).
+EXTRA_INDEXES: dict[str, dict[str, tuple[str, ...]]] = {
     "heartbeat_log": {
-        "idx_created_at": "(created_at)",
-        "uq_run_id": "(run_id)",
-        "uq_slot": "(slot_start)",
+        "idx_created_at": ("created_at",),
+        "uq_run_id": ("run_id",),
+        "uq_slot": ("slot_start",),
     },
-    "evaluation_log": {"idx_evaluated_at": "(evaluated_at)", "idx_event": "(event_id)"},
-    "event_log": {"idx_created_at": "(created_at)", "idx_run": "(run_id)"},
+    "evaluation_log": {"idx_evaluated_at": ("evaluated_at",), "idx_event": ("event_id",)},
+    "event_log": {"idx_created_at": ("created_at",), "idx_run": ("run_id",)},
+}
+
+#: Where the ALT42 plugin's migrations (alt42/orchestration/db/migrations/) create the
+#: tables the job reads and add the columns that came later: named when one is missing.
+PLUGIN_MIGRATIONS: dict[tuple[str, str], str] = {
+    ("sessions", ""): "004_create_base_tables.sql",
+    ("sessions", "session_end"): "006_create_heartbeat_views.sql",
+    ("activity", ""): "006_create_heartbeat_views.sql",
+    ("students", ""): "004_create_base_tables.sql",
+    ("biometrics", ""): "004_create_base_tables.sql",
+    ("profiles", "student_id"): "007_create_students_and_biometrics_tables.sql",
+    ("profiles", "emotion_state"): "004_create_base_tables.sql",
+    ("profiles", "immersion_level"): "004_create_base_tables.sql",
+    ("profiles", "engagement_score"): "004_create_base_tables.sql",
+    ("profiles", "math_confidence"): "004_create_base_tables.sql",
+    ("profiles", "updated_at"): "004_create_base_tables.sql",
 }
 
 # The columns of the job's multi-row INSERTs, in the order ``evaluate.evaluate_batch`` builds
@@ -161,78 +182,170 @@ def missing_schema(found: dict[str, set[str]], tables: Tables) -> list[str]:
     problems = []
     for attr, needed in {**READ_COLUMNS, **WRITE_COLUMNS}.items():
         name = tables.bare(getattr(tables, attr))
-        fix = (
-            "run 'alt42-heartbeat migrate'" if attr in WRITE_COLUMNS else "check [database] prefix"
-        )
         if name not in found:
+            fix = "run 'alt42-heartbeat migrate'" if attr in WRITE_COLUMNS else _plugin_fix(attr)
             problems.append(f"table {name} is missing ({fix})")
             continue
         lacking = sorted(needed - found[name])
-        if lacking:
-            problems.append(f"table {name} lacks column(s) {', '.join(lacking)} ({fix})")
+        if lacking and attr in WRITE_COLUMNS:
+            problems.append(
+                f"table {name} lacks column(s) {', '.join(lacking)} (run 'alt42-heartbeat migrate')"
+            )
+        for column in lacking if attr not in WRITE_COLUMNS else ():
+            problems.append(f"table {name} lacks column {column} ({_plugin_fix(attr, column)})")
     return problems
 
 
-def migrate(conn: Any, tables: Tables) -> int:
-    """Create or extend the job's tables; returns the number of changes made."""
-    changes = 0
+def _plugin_fix(attr: str, column: str = "") -> str:
+    """What to do about a table or column of the plugin's that is not there."""
+    migration = PLUGIN_MIGRATIONS.get((attr, column))
+    if migration is None:
+        return "check [database] prefix, and that the ALT42 plugin is installed and upgraded"
+    made = "creates the table" if not column else "adds it"
+    prefix = "check [database] prefix; " if not column else ""
+    return (
+        f"{prefix}the ALT42 plugin's migration {migration} {made}: run the plugin's"
+        " database migrations (alt42/orchestration/db/migrations/)"
+    )
+
+
+@dataclass(frozen=True)
+class Change:
+    """One step of ``migrate``: what it does (for the operator) and its DDL."""
+
+    what: str
+    sql: str
+
+
+def plan(conn: Any, tables: Tables) -> list[Change]:
+    """The changes ``migrate`` would make now, without making any (check mode).
+
+    Only additions: missing tables, nullable columns, indexes (by their columns), and
+    ``student_id`` widened to 32 characters with every other attribute of the column
+    kept as the server itself prints it (the plugin's comment, charset, collation,
+    nullability, default).
+    """
+    changes: list[Change] = []
     with conn.cursor() as cur:
         for attr, create in CREATE.items():
             table = getattr(tables, attr)
             name = tables.bare(table)
-            cur.execute(
-                "SELECT COLUMN_NAME, CHARACTER_MAXIMUM_LENGTH, IS_NULLABLE"
-                " FROM information_schema.COLUMNS"
-                " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s",
-                (name,),
-            )
-            columns = {str(row[0]).lower(): row for row in cur.fetchall()}
+            columns = _columns(cur, name)
             if not columns:
-                cur.execute(create.format(table=table))
-                # IF NOT EXISTS: a table whose columns this user cannot see (no SELECT
-                # on it) exists already; do not claim it was created and left as is.
-                cur.execute(
-                    "SELECT COUNT(*) FROM information_schema.COLUMNS"
-                    " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s",
-                    (name,),
-                )
-                row = cur.fetchone()
-                if not row or not row[0]:
-                    raise DatabaseError(
-                        f"table {name}: this database user cannot see its columns, so"
-                        " migrate cannot check or extend it; grant SELECT, INSERT, UPDATE,"
-                        " DELETE, CREATE, ALTER on it (README: Database privileges)"
-                    )
-                log.info(f"created table {name}")
-                changes += 1
+                changes.append(Change(f"create table {name}", create.format(table=table)))
                 continue
             for column, definition in EXTRA_COLUMNS[attr].items():
                 if column not in columns:
-                    cur.execute(f"ALTER TABLE {table} ADD COLUMN `{column}` {definition}")
-                    log.info(f"added column {name}.{column}")
-                    changes += 1
-            student = columns.get("student_id")
-            if student is not None and (student[1] or 0) < STUDENT_ID_LENGTH:
-                null = "NULL" if student[2] == "YES" else "NOT NULL"
-                cur.execute(
-                    f"ALTER TABLE {table} MODIFY `student_id` VARCHAR({STUDENT_ID_LENGTH}) {null}"
+                    changes.append(
+                        Change(
+                            f"add column {name}.{column}",
+                            f"ALTER TABLE {table} ADD COLUMN `{column}` {definition}",
+                        )
+                    )
+            length = columns.get("student_id")
+            if length is not None and (length or 0) < STUDENT_ID_LENGTH:
+                definition = _widened_student_id(cur, table)
+                changes.append(
+                    Change(
+                        f"widen {name}.student_id to {STUDENT_ID_LENGTH} characters",
+                        f"ALTER TABLE {table} MODIFY {definition}",
+                    )
                 )
-                log.info(f"widened {name}.student_id to {STUDENT_ID_LENGTH} characters")
-                changes += 1
-            cur.execute(
-                "SELECT DISTINCT INDEX_NAME FROM information_schema.STATISTICS"
-                " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s",
-                (name,),
-            )
-            indexes = {str(row[0]) for row in cur.fetchall()}
-            for index, columns_sql in EXTRA_INDEXES[attr].items():
-                if index not in indexes:
-                    kind = "UNIQUE INDEX" if index.startswith("uq_") else "INDEX"
-                    cur.execute(f"ALTER TABLE {table} ADD {kind} `{index}` {columns_sql}")
-                    log.info(f"added index {name}.{index}")
-                    changes += 1
+            indexes = _indexes(cur, name)
+            for index, wanted in EXTRA_INDEXES[attr].items():
+                unique = index.startswith("uq_")
+                if not any(_serves(found, wanted, unique) for found in indexes):
+                    kind = "UNIQUE INDEX" if unique else "INDEX"
+                    cols = ", ".join(f"`{column}`" for column in wanted)
+                    changes.append(
+                        Change(
+                            f"add index {name}.{index}",
+                            f"ALTER TABLE {table} ADD {kind} `{index}` ({cols})",
+                        )
+                    )
     conn.commit()
     return changes
+
+
+def migrate(conn: Any, tables: Tables) -> int:
+    """Create or extend the job's tables; returns the number of changes made."""
+    changes = plan(conn, tables)
+    with conn.cursor() as cur:
+        for change in changes:
+            cur.execute(change.sql)
+            if change.what.startswith("create table"):
+                _check_visible(cur, change.what.rsplit(" ", 1)[-1])
+            log.info(_past(change.what))
+    conn.commit()
+    return len(changes)
+
+
+def _past(what: str) -> str:
+    """``add index x`` -> ``added index x``: what was done, for the log."""
+    verb, rest = what.split(" ", 1)
+    return {"create": "created", "add": "added", "widen": "widened"}[verb] + " " + rest
+
+
+def _columns(cur: Any, name: str) -> dict[str, Optional[int]]:
+    """Column -> character length (None for non-text) of table ``name``."""
+    cur.execute(
+        "SELECT COLUMN_NAME, CHARACTER_MAXIMUM_LENGTH FROM information_schema.COLUMNS"
+        " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s",
+        (name,),
+    )
+    return {str(row[0]).lower(): row[1] for row in cur.fetchall()}
+
+
+def _check_visible(cur: Any, name: str) -> None:
+    """CREATE TABLE IF NOT EXISTS did nothing for a table whose columns this user
+    cannot see (no SELECT on it): it exists already; never claim it was created."""
+    if not _columns(cur, name):
+        raise DatabaseError(
+            f"table {name}: this database user cannot see its columns, so migrate cannot"
+            " check or extend it; grant SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER on it"
+            " (README: Database privileges)"
+        )
+
+
+def _widened_student_id(cur: Any, table: str) -> str:
+    """The ``student_id`` definition as ``SHOW CREATE TABLE`` prints it, with the new
+    length: every other attribute stays (an ALTER ... MODIFY drops what it omits)."""
+    cur.execute(f"SHOW CREATE TABLE {table}")
+    text = str(cur.fetchone()[1])
+    for raw in text.splitlines():
+        line = raw.strip().rstrip(",")
+        if line.startswith("`student_id` "):
+            return re.sub(
+                r"^`student_id` varchar\(\d+\)",
+                f"`student_id` varchar({STUDENT_ID_LENGTH})",
+                line,
+                flags=re.IGNORECASE,
+            )
+    raise DatabaseError(f"table {table}: no student_id in SHOW CREATE TABLE")  # pragma: no cover
+
+
+def _indexes(cur: Any, name: str) -> list[tuple[bool, tuple[str, ...]]]:
+    """(unique, columns in order) of every index of table ``name``."""
+    cur.execute(
+        "SELECT INDEX_NAME, NON_UNIQUE, SEQ_IN_INDEX, COLUMN_NAME"
+        " FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE()"
+        " AND TABLE_NAME = %s ORDER BY INDEX_NAME, SEQ_IN_INDEX",
+        (name,),
+    )
+    found: dict[str, tuple[bool, list[str]]] = {}
+    for index, non_unique, _seq, column in cur.fetchall():
+        entry = found.setdefault(str(index), (not int(non_unique), []))
+        entry[1].append(str(column).lower())
+    return [(unique, tuple(columns)) for unique, columns in found.values()]
+
+
+def _serves(index: tuple[bool, tuple[str, ...]], wanted: tuple[str, ...], unique: bool) -> bool:
+    """Whether an existing index does what ``wanted`` would: the same leading columns
+    (exactly those columns, and unique, where uniqueness is the point)."""
+    is_unique, columns = index
+    if unique:
+        return is_unique and columns == wanted
+    return columns[: len(wanted)] == wanted
 
 
 def schema_problems(conn: Any, tables: Tables) -> list[str]:

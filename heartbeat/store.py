@@ -19,7 +19,7 @@ import pymysql
 
 from heartbeat import db, schema
 from heartbeat.config import DatabaseConfig
-from heartbeat.evaluate import BatchRows
+from heartbeat.evaluate import BatchRows, Json
 
 
 def _naive(moment: dt.datetime) -> dt.datetime:
@@ -102,6 +102,64 @@ def finish_run(
     conn.commit()
 
 
+def prepare(conn: Any) -> Any:
+    """Make ``conn`` escape the batches' values faster, by the driver's own escaping.
+
+    The one hand-tuned piece of the job. Every value still reaches the server through
+    ``executemany``'s parameters and PyMySQL's ``Connection.escape`` (which honours
+    NO_BACKSLASH_ESCAPES); what changes is how often that escaping runs:
+
+    * a value that repeats (scenario ids, modes, the run id, each student's id and time
+      on its six rows) is escaped once and then taken from a cache;
+    * an ``evaluate.Json`` document is escaped piece by piece, the pieces that repeat
+      from student to student once per run, the numbers between them not at all (they
+      hold no character to escape).
+
+    Bench, N = 100,000 on 2 cores: without it the run took 1.6x as long as the job of
+    the release before (32.4 s against 20.4 s): 283 MB of JSON through str.translate and
+    about 5 us of escaping per row, in the writer thread, holding the GIL.
+    """
+    escape_one = conn.escape
+    pieces: dict[str, str] = {}
+    values: dict[tuple[type, Any], str] = {}
+
+    def document(value: Json) -> str:
+        out = []
+        for index, part in enumerate(value.parts):
+            if index % 2:
+                out.append(part)
+                continue
+            escaped = pieces.get(part)
+            if escaped is None:
+                if len(pieces) > CACHE_SIZE:
+                    pieces.clear()
+                escaped = pieces[part] = str(escape_one(part))[1:-1]  # without its quotes
+            out.append(escaped)
+        return "'" + "".join(out) + "'"
+
+    def escape(obj: Any, mapping: Any = None) -> str:
+        if type(obj) is Json:
+            return document(obj)
+        key = (type(obj), obj)
+        try:
+            return values[key]
+        except KeyError:
+            pass
+        except TypeError:  # unhashable: not cached
+            return str(escape_one(obj, mapping))
+        if len(values) > CACHE_SIZE:
+            values.clear()
+        literal = values[key] = str(escape_one(obj, mapping))
+        return literal
+
+    conn.escape = escape
+    return conn
+
+
+#: Escaped values and document pieces kept per connection (a batch has about 10,000).
+CACHE_SIZE = 20_000
+
+
 def write_batch(conn: Any, tables: db.Tables, rows: BatchRows) -> None:
     """One batch in one transaction: PyMySQL's ``executemany`` sends the rows as
     multi-row INSERTs of at most ``max_stmt_length`` (1 MB) each."""
@@ -139,7 +197,7 @@ class Writer:
     ) -> None:
         self.tables = tables
         self.committed = committed
-        self.conn = db.connect(database, statement_timeout=statement_timeout)
+        self.conn = prepare(db.connect(database, statement_timeout=statement_timeout))
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="heartbeat-writer")
         self.pending: Optional[tuple[Future[None], BatchRows]] = None
 
