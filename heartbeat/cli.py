@@ -347,8 +347,11 @@ def cmd_report(ctx: Context) -> int:
                 data["executions"] = report.executions(conn, tables, hours, now, with_status)
             if args.hours is None:
                 days = args.days or 7
+                setting = config.report.time_zone
+                zone, zone_name = report.zone_of(setting) if setting else report.server_zone(conn)
                 data["days"] = days
-                data["daily"] = report.daily(conn, tables, days, now)
+                data["time_zone"] = zone_name
+                data["daily"] = report.daily(conn, tables, days, now, zone)
     finally:
         db.close_quietly(conn)
     if args.format == "json":
@@ -360,7 +363,7 @@ def cmd_report(ctx: Context) -> int:
     if "daily" in data:
         if "executions" in data:
             ctx.print("")
-        ctx.print(f"Per day over the last {data['days']} day(s):")
+        ctx.print(f"Per day over the last {data['days']} day(s), days in {data['time_zone']}:")
         ctx.print(report.as_table(data["daily"], report.DAILY_COLUMNS))
     return EXIT_OK
 
@@ -385,14 +388,14 @@ def cmd_status(ctx: Context) -> int:
                     f"table {tables.bare(tables.heartbeat_log)} is missing"
                     " (run 'alt42-heartbeat migrate')"
                 )
-            last, last_completed = status.last_runs(conn, tables, "status" in log_columns)
+            limit = status.critical_limit(now, settings, config.monitoring.grace_minutes)
+            runs = status.history(conn, tables, "status" in log_columns, now - limit)
             busy = students.has_active_sessions(
                 conn, tables, now, settings.window_hours, settings.open_session_hours
             )
     finally:
         db.close_quietly(conn)
-    limit = status.critical_limit(now, settings, config.monitoring.grace_minutes)
-    state, line = status.assess(last, last_completed, now, limit, busy)
+    state, line = status.assess(runs, now, limit, busy)
     ctx.print(line)
     return state
 

@@ -1,8 +1,13 @@
 """Configuration: the INI file, the environment and Moodle's config.php, merged.
 
-Precedence, highest first: ``ALT42_DB_*`` environment variables, explicit keys of the
-INI file's ``[database]`` section, values read (as text, never by running PHP) from
-the Moodle ``config.php`` named by ``moodle_config``, then built-in defaults.
+Every key is declared once, in :data:`KEYS` (section, name, parser, default, help):
+parsing, validation, the messages, ``alt42-heartbeat`` rejecting unknown keys and the
+README's list of keys (``python -m heartbeat.config``) all follow from it.
+
+Precedence for ``[database]``, highest first: ``ALT42_DB_*`` environment variables,
+explicit keys of the INI file, values read (as text, never by running PHP) from the
+Moodle ``config.php`` named by ``moodle_config``, then Moodle's own defaults (there is
+none for the database name or user).
 
 Everything is validated here, once, so that the rest of the job can trust the values:
 every mistake becomes one :class:`ConfigError` line (exit code 2) that names the file
@@ -20,9 +25,11 @@ import os
 import re
 import shlex
 import stat
+import sys
+import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Optional, TypeVar, Union
+from typing import Any, Callable, Optional, TypeVar, Union
 
 from heartbeat.errors import ConfigError
 from heartbeat.files import read_text_file
@@ -34,12 +41,17 @@ LOCK_DIR = "/run/lock"
 CONFIG_ENV = "ALT42_HEARTBEAT_CONFIG"
 MAX_INI_BYTES = 1024 * 1024
 
-
 #: Where PHP's mysqli on Debian connects for host "localhost" when no socket is set
 #: (PHP is built with --with-mysql-sock=/var/run/mysqld/mysqld.sock; /var/run is /run).
 DEFAULT_SOCKET = "/run/mysqld/mysqld.sock"
 #: Hosts for which mysqli uses the Unix socket; any other host means TCP.
 SOCKET_HOSTS = ("localhost", "")
+
+_Raw = Union[str, int, None]
+_T = TypeVar("_T")
+
+
+# --------------------------------------------------------------------------- the values
 
 
 @dataclass(frozen=True)
@@ -78,7 +90,7 @@ class HeartbeatConfig:
     lock_file: str = ""
     # Past this the run stops after the batch in hand (status aborted, exit 4); 0 in the
     # file means the default, two thirds of the interval, so a slow run ends before the
-    # next slot starts.
+    # next start.
     max_run_minutes: int = 20
     query_timeout_seconds: int = 300  # per statement, so one stuck query cannot hold the slot
 
@@ -106,6 +118,13 @@ class RetentionConfig:
 
 
 @dataclass(frozen=True)
+class ReportConfig:
+    """``report``: the time zone its per-day view counts days in (None: the server's)."""
+
+    time_zone: Optional[str] = None
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole, validated configuration; ``path`` is the INI file it came from.
 
@@ -119,77 +138,9 @@ class Config:
     heartbeat: HeartbeatConfig
     monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
     sources: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
 
-
-#: Known sections and keys of the INI file (anything else is a typo to report).
-KNOWN_KEYS: Mapping[str, tuple[str, ...]] = {
-    "database": (
-        "moodle_config",
-        "type",
-        "host",
-        "port",
-        "socket",
-        "name",
-        "user",
-        "password",
-        "prefix",
-    ),
-    "heartbeat": (
-        "schedule",
-        "interval_minutes",
-        "window_hours",
-        "open_session_hours",
-        "rules",
-        "batch_size",
-        "lock_file",
-        "max_run_minutes",
-        "query_timeout_seconds",
-    ),
-    "monitoring": (
-        "ping_url",
-        "ping_timeout_seconds",
-        "ping_retries",
-        "metrics_file",
-        "grace_minutes",
-        "mail_to",
-        "mail_from",
-        "sendmail",
-    ),
-    "retention": ("days", "batch_size"),
-}
-
-#: ``[database]`` key -> the environment variable that overrides it.
-ENV_VARS: Mapping[str, str] = {
-    "type": "ALT42_DB_TYPE",
-    "host": "ALT42_DB_HOST",
-    "port": "ALT42_DB_PORT",
-    "socket": "ALT42_DB_SOCKET",
-    "name": "ALT42_DB_NAME",
-    "user": "ALT42_DB_USER",
-    "password": "ALT42_DB_PASSWORD",
-    "prefix": "ALT42_DB_PREFIX",
-}
-
-#: ``[heartbeat]`` integer keys -> (default, lowest, highest). The upper bounds only
-#: keep absurd values from overflowing date arithmetic later.
-INT_KEYS: Mapping[str, tuple[int, int, int]] = {
-    "interval_minutes": (30, 1, 525_600),  # a year
-    "window_hours": (24, 1, 87_600),  # ten years
-    "open_session_hours": (24, 1, 87_600),
-    "batch_size": (1000, 1, 100_000),
-    "max_run_minutes": (0, 0, 525_600),  # 0: two thirds of the interval
-    "query_timeout_seconds": (300, 1, 86_400),
-}
-MONITORING_INT_KEYS: Mapping[str, tuple[int, int, int]] = {
-    "ping_timeout_seconds": (5, 1, 60),
-    "ping_retries": (2, 0, 5),
-    "grace_minutes": (10, 0, 1440),
-}
-RETENTION_INT_KEYS: Mapping[str, tuple[int, int, int]] = {
-    "days": (90, 1, 3650),
-    "batch_size": (5000, 100, 100_000),
-}
 
 #: Names people carry over from Moodle's config.php or other tools, which difflib
 #: alone would map badly (``hostname`` is closer to ``name`` than to ``host``).
@@ -226,6 +177,107 @@ MAIL_ADDRESS = re.compile(r"[A-Za-z0-9._%+=-]+(@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*)
 _NO_DEFAULT_SECTION = "\x00no default section"  # makes a [DEFAULT] section an unknown one
 
 
+# --------------------------------------------------------------------------- the parsers
+
+#: A parser: (the raw value, where it came from, the INI file's directory) -> the value.
+Parser = Callable[[_Raw, str, str], Any]
+
+
+def whole(low: int, high: int) -> Parser:
+    """A whole number from ``low`` to ``high`` (an int from config.php as it is)."""
+
+    def parse(raw: _Raw, where: str, _base: str) -> int:
+        if isinstance(raw, int):
+            return check_range(raw, where, low, high)
+        return parse_int(raw or "", where, low, high)
+
+    parse.bounds = (low, high)  # type: ignore[attr-defined]
+    return parse
+
+
+def _optional(parse: Callable[[str, str, str], _T]) -> Callable[[_Raw, str, str], Optional[_T]]:
+    """An empty value means "not set" (the key's default)."""
+
+    def wrapped(raw: _Raw, where: str, base: str) -> Optional[_T]:
+        return None if raw in (None, "") else parse(str(raw), where, base)
+
+    return wrapped
+
+
+def _http_url(raw: str, where: str, _base: str) -> str:
+    if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", raw):  # the URL is not quoted: a secret
+        raise ConfigError(
+            f"{where} is not an http(s) URL; set e.g. https://hc-ping.com/<uuid> or remove the key"
+        )
+    return raw
+
+
+def _metrics_path(raw: str, where: str, _base: str) -> str:
+    if not os.path.isabs(raw) or not raw.endswith(".prom"):
+        raise ConfigError(
+            f"{where} = {raw!r} must be an absolute path ending in .prom; set e.g."
+            " /var/lib/prometheus/node-exporter/alt42_heartbeat.prom"
+        )
+    return raw
+
+
+def _lock_path(raw: _Raw, where: str, _base: str) -> str:
+    text = str(raw or "")
+    if not os.path.isabs(text):
+        raise ConfigError(
+            f"{where} = {text!r} is not an absolute path; set a path such as"
+            " /run/lock/alt42-heartbeat.lock"
+        )
+    return text
+
+
+def _command_path(raw: _Raw, where: str, _base: str) -> str:
+    text = str(raw or "")
+    if not os.path.isabs(text) or _has_control(text):
+        raise ConfigError(
+            f"{where} = {text!r} is not an absolute path; set the path of the MTA's sendmail"
+            " command (e.g. /usr/sbin/sendmail) or remove the key"
+        )
+    return text
+
+
+def _mail_list(raw: _Raw, where: str, _base: str) -> tuple[str, ...]:
+    items = [item.strip() for item in str(raw or "").split(",") if item.strip()]
+    return tuple(_mail_address(item, where) for item in items)
+
+
+def _mail_from(raw: str, where: str, _base: str) -> str:
+    return _mail_address(raw.strip(), where)
+
+
+def _mail_address(value: str, where: str) -> str:
+    """One address (``ops@example.org`` or a local user such as ``root``), checked."""
+    if not MAIL_ADDRESS.fullmatch(value):
+        raise ConfigError(
+            f"{where}: {value!r} is not a mail address; set addresses such as "
+            "ops@example.org (several separated by commas) or remove the key"
+        )
+    return value
+
+
+def _time_zone(raw: str, where: str, _base: str) -> str:
+    """An IANA zone (Asia/Seoul) or a UTC offset (+09:00)."""
+    if re.fullmatch(r"[+-](0[0-9]|1[0-4]):[0-5][0-9]", raw):
+        return raw
+    try:
+        zoneinfo.ZoneInfo(raw)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"{where} = {raw!r} is not a time zone; set a name such as Asia/Seoul, an"
+            " offset such as +09:00, or remove the key (the database server's zone)"
+        ) from None
+    return raw
+
+
+def _schedule(raw: str, where: str, _base: str) -> Schedule:
+    return parse_schedule(raw, where)
+
+
 def resolve_config_path(path: Optional[str], environ: Mapping[str, str]) -> str:
     """The INI file to read: ``path``, else ``$ALT42_HEARTBEAT_CONFIG``, else the default."""
     if path is not None:
@@ -252,16 +304,17 @@ def load_config(path: Optional[str] = None, environ: Optional[Mapping[str, str]]
     heartbeat = heartbeat_config(sections.get("heartbeat", {}), ini_path, base_dir)
     if not heartbeat.lock_file:
         heartbeat = dataclasses.replace(heartbeat, lock_file=site_lock_file(database))
-    monitoring = monitoring_config(sections.get("monitoring", {}), ini_path)
-    retention = RetentionConfig(
-        **_numbers(sections.get("retention", {}), RETENTION_INT_KEYS, f"{ini_path}: [retention]")
-    )
+
+    def plain(name: str, kind: type[_T]) -> _T:
+        return kind(**section_values(sections.get(name, {}), name, ini_path, base_dir))
+
     return Config(
         path=ini_path,
         database=database,
         heartbeat=heartbeat,
-        monitoring=monitoring,
-        retention=retention,
+        monitoring=plain("monitoring", MonitoringConfig),
+        retention=plain("retention", RetentionConfig),
+        report=plain("report", ReportConfig),
         sources=sources,
     )
 
@@ -363,22 +416,9 @@ def heartbeat_config(section: Mapping[str, str], path: str, base_dir: str) -> He
     interval is the shortest gap between two of its starts: given as well, it must agree.
     A run may not last into the next start (it would make that start skip).
     """
-    numbers = _numbers(section, INT_KEYS, f"{path}: [heartbeat]")
-    rules: Optional[str] = None
-    if "rules" in section:
-        rules = _readable_rule_book(section["rules"], path, base_dir)
-    lock_file = HeartbeatConfig.lock_file
-    if "lock_file" in section:
-        lock_file = section["lock_file"]
-        if not os.path.isabs(lock_file):
-            raise ConfigError(
-                f"{path}: [heartbeat] lock_file = {lock_file!r} is not an absolute path; set "
-                "a path such as /run/lock/alt42-heartbeat.lock"
-            )
-    interval = numbers["interval_minutes"]
-    cron: Optional[Schedule] = None
-    if "schedule" in section:
-        cron = parse_schedule(section["schedule"], f"{path}: [heartbeat] schedule")
+    values = section_values(section, "heartbeat", path, base_dir)
+    interval, cron = values["interval_minutes"], values["schedule"]
+    if cron is not None:
         gap = cron.shortest_gap_minutes()
         if "interval_minutes" in section and interval != gap:
             raise ConfigError(
@@ -387,7 +427,7 @@ def heartbeat_config(section: Mapping[str, str], path: str, base_dir: str) -> He
                 "runs; remove interval_minutes: the job takes it from the schedule"
             )
         interval = gap
-    max_run = numbers["max_run_minutes"]
+    max_run = values["max_run_minutes"]
     if max_run >= interval:
         raise ConfigError(
             f"{path}: [heartbeat] max_run_minutes = {max_run} is not below the "
@@ -395,15 +435,11 @@ def heartbeat_config(section: Mapping[str, str], path: str, base_dir: str) -> He
             f"skip; set it below {interval} or remove it (default: two thirds)"
         )
     return HeartbeatConfig(
-        interval_minutes=interval,
-        schedule=cron,
-        window_hours=numbers["window_hours"],
-        open_session_hours=numbers["open_session_hours"],
-        rules=rules,
-        batch_size=numbers["batch_size"],
-        lock_file=lock_file,
-        max_run_minutes=max_run or max(1, interval * 2 // 3),
-        query_timeout_seconds=numbers["query_timeout_seconds"],
+        **{
+            **values,
+            "interval_minutes": interval,
+            "max_run_minutes": max_run or max(1, interval * 2 // 3),
+        }
     )
 
 
@@ -420,71 +456,10 @@ def site_lock_file(database: DatabaseConfig) -> str:
     return f"{LOCK_DIR}/alt42-heartbeat-{name}-{digest}.lock"
 
 
-def _numbers(
-    section: Mapping[str, str], keys: Mapping[str, tuple[int, int, int]], where: str
-) -> dict[str, int]:
-    """The integer keys of a section, validated, with their defaults."""
-    return {
-        key: parse_int(section[key], f"{where} {key}", low, high) if key in section else default
-        for key, (default, low, high) in keys.items()
-    }
-
-
-def monitoring_config(section: Mapping[str, str], path: str) -> MonitoringConfig:
-    """Validate ``[monitoring]``: an http(s) ping URL and an absolute ``.prom`` path."""
-    numbers = _numbers(section, MONITORING_INT_KEYS, f"{path}: [monitoring]")
-    ping_url = section.get("ping_url") or None
-    if ping_url is not None and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", ping_url):
-        raise ConfigError(
-            f"{path}: [monitoring] ping_url is not an http(s) URL; set e.g. "
-            "https://hc-ping.com/<uuid> or remove the key"
-        )
-    metrics_file = section.get("metrics_file") or None
-    if metrics_file is not None and (
-        not os.path.isabs(metrics_file) or not metrics_file.endswith(".prom")
-    ):
-        raise ConfigError(
-            f"{path}: [monitoring] metrics_file = {metrics_file!r} must be an absolute path "
-            "ending in .prom; set e.g. /var/lib/prometheus/node-exporter/alt42_heartbeat.prom"
-        )
-    where = f"{path}: [monitoring]"
-    mail_to = tuple(
-        _mail_address(item.strip(), f"{where} mail_to")
-        for item in section.get("mail_to", "").split(",")
-        if item.strip()
-    )
-    mail_from = section.get("mail_from") or None
-    if mail_from is not None:
-        mail_from = _mail_address(mail_from.strip(), f"{where} mail_from")
-    sendmail = section.get("sendmail", MonitoringConfig.sendmail)
-    if not os.path.isabs(sendmail) or _has_control(sendmail):
-        raise ConfigError(
-            f"{where} sendmail = {sendmail!r} is not an absolute path; set the path of the "
-            "MTA's sendmail command (e.g. /usr/sbin/sendmail) or remove the key"
-        )
-    return MonitoringConfig(
-        ping_url=ping_url,
-        metrics_file=metrics_file,
-        mail_to=mail_to,
-        mail_from=mail_from,
-        sendmail=sendmail,
-        **numbers,
-    )
-
-
-def _mail_address(value: str, where: str) -> str:
-    """One address (``ops@example.org`` or a local user such as ``root``), checked."""
-    if not MAIL_ADDRESS.fullmatch(value):
-        raise ConfigError(
-            f"{where}: {value!r} is not a mail address; set addresses such as "
-            "ops@example.org (several separated by commas) or remove the key"
-        )
-    return value
-
-
-def _readable_rule_book(value: str, path: str, base_dir: str) -> str:
+def _readable_rule_book(raw: _Raw, key: str, base_dir: str) -> str:
     """The rule book path, checked now so that a typo stops the job before it starts."""
-    where = f"{path}: [heartbeat] rules = {value!r}"
+    value = str(raw or "")
+    where = f"{key} = {value!r}"
     fix = "set the path of a rule book file, or remove the key to use the shipped one"
     if not value:
         raise ConfigError(f"{where} is empty; {fix}")
@@ -524,9 +499,6 @@ def check_range(value: int, where: str, low: int, high: int) -> int:
 
 
 # --------------------------------------------------------------------------- [database]
-
-_Raw = Union[str, int, None]
-_T = TypeVar("_T")
 
 
 def database_config(
@@ -585,31 +557,26 @@ def database_config(
         sources[f"database.{key}"] = label
         return raw, label
 
-    _validated(pick("type"), _check_type)
-    host = _validated(pick("host"), _check_host)
+    def get(key: str) -> Any:
+        raw, label = pick(key)
+        return _KEY["database", key].parse(raw, label, base_dir)
+
+    get("type")
+    host = get("host")
     socket, sources["database.socket"] = _socket_for(host, pick("socket"))
     database = DatabaseConfig(
         host=host or "localhost",
-        port=_validated(pick("port"), _check_port),
+        port=get("port"),
         socket=socket,
-        name=_validated(pick("name"), _check_name),
-        user=_validated(pick("user"), _check_name),
-        password=_validated(pick("password"), _check_password),
-        prefix=_validated(pick("prefix"), _check_prefix),
+        name=get("name"),
+        user=get("user"),
+        password=get("password"),
+        prefix=get("prefix"),
         moodle_config=moodle_path,
     )
     return database, sources
 
 
-#: Moodle's own defaults (lib/dml): no database name and no user among them.
-MOODLE_DEFAULTS: Mapping[str, _Raw] = {
-    "type": None,
-    "host": "localhost",
-    "port": 3306,
-    "socket": None,
-    "password": "",
-    "prefix": "mdl_",
-}
 #: INI key -> the MoodleDbSettings field, where they differ.
 _PHP_FIELD: Mapping[str, str] = {"type": "dbtype"}
 
@@ -646,17 +613,11 @@ def _socket_for(host: str, picked: tuple[_Raw, str]) -> tuple[Optional[str], str
     return socket, label
 
 
-def _validated(picked: tuple[_Raw, str], check: Callable[[_Raw, str], _T]) -> _T:
-    """Apply ``check`` to a picked (value, label) pair."""
-    raw, label = picked
-    return check(raw, label)
-
-
 def _has_control(text: str) -> bool:
     return any(ord(char) < 32 or ord(char) == 127 for char in text)
 
 
-def _check_type(raw: _Raw, label: str) -> Optional[str]:
+def _check_type(raw: _Raw, label: str, _base: str = "") -> Optional[str]:
     """Moodle's dbtype: only the MySQL family is spoken (None: not said anywhere)."""
     if raw is None:
         return None
@@ -668,7 +629,7 @@ def _check_type(raw: _Raw, label: str) -> Optional[str]:
     return str(raw)
 
 
-def _check_host(raw: _Raw, label: str) -> str:
+def _check_host(raw: _Raw, label: str, _base: str = "") -> str:
     """A host name or address; empty means localhost, as in PHP's mysqli."""
     if raw == "":
         return ""
@@ -680,13 +641,7 @@ def _check_host(raw: _Raw, label: str) -> str:
     return raw
 
 
-def _check_port(raw: _Raw, label: str) -> int:
-    if isinstance(raw, int):
-        return check_range(raw, label, 1, 65535)
-    return parse_int(raw or "", label, 1, 65535)
-
-
-def _check_socket(raw: _Raw, label: str) -> Optional[str]:
+def _check_socket(raw: _Raw, label: str, _base: str = "") -> Optional[str]:
     """A socket path; empty means "none given" (mysqli's default for localhost)."""
     if raw is None or raw == "":
         return None
@@ -695,20 +650,20 @@ def _check_socket(raw: _Raw, label: str) -> Optional[str]:
     return raw
 
 
-def _check_name(raw: _Raw, label: str) -> str:
+def _check_name(raw: _Raw, label: str, _base: str = "") -> str:
     """Database and user names: non-empty text (the server judges the rest)."""
     if not isinstance(raw, str) or not raw.strip() or _has_control(raw):
         raise ConfigError(f"{label} = {raw!r} is empty or not a name; set a non-empty name")
     return raw
 
 
-def _check_password(raw: _Raw, label: str) -> str:
+def _check_password(raw: _Raw, label: str, _base: str = "") -> str:
     """Any text is a valid password (none at all means an empty one); never quoted."""
     del label
     return "" if raw is None else str(raw)
 
 
-def _check_prefix(raw: _Raw, label: str) -> str:
+def _check_prefix(raw: _Raw, label: str, _base: str = "") -> str:
     """The prefix goes into SQL table names unquoted by Moodle: letters, digits, _."""
     if not isinstance(raw, str) or not PREFIX_PATTERN.fullmatch(raw):
         raise ConfigError(
@@ -716,3 +671,134 @@ def _check_prefix(raw: _Raw, label: str) -> str:
             "underscores (Moodle's default is mdl_)"
         )
     return raw
+
+
+# --------------------------------------------------------------------------- the keys
+
+
+@dataclass(frozen=True)
+class Key:
+    """One key of the INI file: where it lives, how it is read, what it does."""
+
+    section: str
+    name: str
+    parse: Parser
+    default: Any
+    help: str
+    env: Optional[str] = None  # the ALT42_DB_* variable that overrides it ([database])
+    shown: str = ""  # the default as the README shows it, where repr would mislead
+
+    @property
+    def default_text(self) -> str:
+        if self.shown:
+            return self.shown
+        if self.default in (None, "", ()):
+            return "(none)"
+        return str(self.default)
+
+
+_DB_HELP = "a key set here wins over config.php; ALT42_DB_{} wins over both"
+
+#: Every key of the INI file, in the order of the README's list.
+KEYS: tuple[Key, ...] = (
+    Key("database", "moodle_config", _optional(lambda raw, _w, base: os.path.join(base, raw)), None,
+        "Moodle's config.php: the database settings are read from it, as text"),
+    Key("database", "type", _check_type, None,
+        "Moodle's dbtype: mysqli, mariadb or auroramysql", env="ALT42_DB_TYPE",
+        shown="config.php's"),
+    Key("database", "host", _check_host, "localhost",
+        "database host; localhost (or empty) means the Unix socket, as PHP's mysqli",
+        env="ALT42_DB_HOST"),
+    Key("database", "port", whole(1, 65535), 3306, "TCP port (a host other than localhost)",
+        env="ALT42_DB_PORT"),
+    Key("database", "socket", _check_socket, None,
+        "Unix socket for host localhost", env="ALT42_DB_SOCKET", shown=DEFAULT_SOCKET),
+    Key("database", "name", _check_name, None,
+        "database name (required: from here or config.php)", env="ALT42_DB_NAME"),
+    Key("database", "user", _check_name, None,
+        "database user (required: from here or config.php)", env="ALT42_DB_USER"),
+    Key("database", "password", _check_password, "",
+        "database password; the file must then not be world-readable (chmod 0640)",
+        env="ALT42_DB_PASSWORD"),
+    Key("database", "prefix", _check_prefix, "mdl_",
+        "Moodle's table prefix", env="ALT42_DB_PREFIX"),
+    Key("heartbeat", "schedule", _optional(_schedule), None,
+        "the cron expression that starts the job (the role writes it): each start runs once"),
+    Key("heartbeat", "interval_minutes", whole(1, 525_600), 30,
+        "minutes between two starts; with schedule: its shortest gap, must agree",
+        shown="30, or the schedule's"),
+    Key("heartbeat", "window_hours", whole(1, 87_600), 24,
+        "sessions ended within this many hours make a student active"),
+    Key("heartbeat", "open_session_hours", whole(1, 87_600), 24,
+        "open sessions count only if they started this recently"),
+    Key("heartbeat", "rules", _readable_rule_book, None,
+        "a rule book file replacing the shipped one", shown="the shipped one"),
+    Key("heartbeat", "batch_size", whole(1, 100_000), 1000, "students per transaction"),
+    Key("heartbeat", "lock_file", _lock_path, "",
+        "the host lock", shown="/run/lock/alt42-heartbeat-<name>-<digest>.lock, one per site"),
+    Key("heartbeat", "max_run_minutes", whole(0, 525_600), 0,
+        "stop (exit 4) after this; below the interval", shown="2/3 of the interval"),
+    Key("heartbeat", "query_timeout_seconds", whole(1, 86_400), 300,
+        "time limit per SQL statement (MariaDB max_statement_time)"),
+    Key("monitoring", "ping_url", _optional(_http_url), None,
+        "dead-man's switch (healthchecks.io-compatible)"),
+    Key("monitoring", "ping_timeout_seconds", whole(1, 60), 5, "time limit per ping"),
+    Key("monitoring", "ping_retries", whole(0, 5), 2, "retries per ping"),
+    Key("monitoring", "metrics_file", _optional(_metrics_path), None,
+        "node_exporter textfile written after each run"),
+    Key("monitoring", "grace_minutes", whole(0, 1440), 10,
+        "status: CRITICAL when two starts in a row did not run, plus this grace"),
+    Key("monitoring", "mail_to", _mail_list, (),
+        "failure mail: only when a run fails, never on success"),
+    Key("monitoring", "mail_from", _optional(_mail_from), None,
+        "From: of the failure mail", shown="the MTA's choice"),
+    Key("monitoring", "sendmail", _command_path, "/usr/sbin/sendmail",
+        "the MTA's sendmail command (exim4, postfix, msmtp-mta)"),
+    Key("retention", "days", whole(1, 3650), 90, "prune keeps this many days"),
+    Key("retention", "batch_size", whole(100, 100_000), 5000, "rows per DELETE transaction"),
+    Key("report", "time_zone", _optional(_time_zone), None,
+        "the zone report's per-day view counts days in", shown="the database server's"),
+)  # fmt: skip
+
+#: Known sections and keys of the INI file (anything else is a typo to report).
+KNOWN_KEYS: Mapping[str, tuple[str, ...]] = {
+    section: tuple(key.name for key in KEYS if key.section == section)
+    for section in dict.fromkeys(key.section for key in KEYS)
+}
+#: ``[database]`` key -> the environment variable that overrides it.
+ENV_VARS: Mapping[str, str] = {key.name: key.env for key in KEYS if key.env}
+_KEY: Mapping[tuple[str, str], Key] = {(key.section, key.name): key for key in KEYS}
+
+
+def describe_keys() -> str:
+    """The README's list of keys, as a Markdown table (``python -m heartbeat.config``)."""
+    lines = ["| section | key | default | what it does |", "|---|---|---|---|"]
+    for key in KEYS:
+        bounds = getattr(key.parse, "bounds", None)
+        what = key.help + (f" ({bounds[0]} to {bounds[1]})" if bounds else "")
+        if key.env:
+            what += f"; `{key.env}` overrides it"
+        lines.append(f"| `[{key.section}]` | `{key.name}` | {key.default_text} | {what} |")
+    return "\n".join(lines)
+
+
+def section_values(
+    section: Mapping[str, str], name: str, path: str, base_dir: str
+) -> dict[str, Any]:
+    """Every key of section ``name``: parsed where the file sets it, else its default."""
+    return {
+        key.name: key.parse(section[key.name], f"{path}: [{name}] {key.name}", base_dir)
+        if key.name in section
+        else key.default
+        for key in KEYS
+        if key.section == name
+    }
+
+
+#: Moodle's own defaults (lib/dml): no database name and no user among them.
+MOODLE_DEFAULTS: Mapping[str, _Raw] = {
+    key.name: key.default for key in KEYS if key.env and key.name not in ("name", "user")
+}
+
+if __name__ == "__main__":  # the README's list of keys
+    sys.stdout.write(describe_keys() + "\n")

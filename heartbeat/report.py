@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
+import zoneinfo
 from decimal import Decimal
 from typing import Any
 
@@ -46,27 +48,66 @@ def executions(
         ]
 
 
-def daily(conn: Any, tables: db.Tables, days: int, now: dt.datetime) -> list[dict[str, Any]]:
-    """Per-day aggregates (UTC days) over the last ``days`` days, newest first."""
-    first_day = (now.astimezone(dt.timezone.utc) - dt.timedelta(days=days - 1)).date()
+def server_zone(conn: Any) -> tuple[dt.tzinfo, str]:
+    """The database server's time zone now, and how to name it: the zone the seed
+    manual's ``GROUP BY DATE(created_at)`` counted days in (its session's zone)."""
     with conn.cursor() as cur:
         cur.execute(
-            "SELECT DATE(created_at) AS day, COUNT(*), AVG(students_processed),"
-            " AVG(duration_ms), SUM(errors)"
-            f" FROM {tables.heartbeat_log} WHERE created_at >= %s"
-            " GROUP BY DATE(created_at) ORDER BY day DESC",
-            (dt.datetime.combine(first_day, dt.time()),),
+            "SELECT @@global.time_zone, @@system_time_zone, TIMESTAMPDIFF(MINUTE,"
+            " UTC_TIMESTAMP(), CONVERT_TZ(UTC_TIMESTAMP(), '+00:00', @@global.time_zone))"
         )
-        return [
-            {
-                "day": str(row[0]),
-                "executions": int(row[1]),
-                "avg_students": round(float(row[2] or 0), 1),
-                "avg_duration_ms": round(float(row[3] or 0), 2),
-                "total_errors": int(row[4] or 0),
-            }
-            for row in cur.fetchall()
-        ]
+        row = cur.fetchone()
+    setting, system, minutes = str(row[0]), str(row[1]), int(row[2] or 0)
+    offset = dt.timedelta(minutes=minutes)
+    sign, rest = ("-" if minutes < 0 else "+"), abs(minutes)
+    utc = f"UTC{sign}{rest // 60:02d}:{rest % 60:02d}"
+    name = f"{system}, {utc}" if setting == "SYSTEM" else f"{setting}, {utc}"
+    return dt.timezone(offset), f"the database server's time zone ({name})"
+
+
+def zone_of(setting: str) -> tuple[dt.tzinfo, str]:
+    """``[report] time_zone`` (an IANA name or +HH:MM), and how to name it."""
+    match = re.fullmatch(r"([+-])([0-9]{2}):([0-9]{2})", setting)
+    if match:
+        minutes = int(match.group(2)) * 60 + int(match.group(3))
+        sign = -1 if match.group(1) == "-" else 1
+        return dt.timezone(sign * dt.timedelta(minutes=minutes)), f"UTC{setting}"
+    return zoneinfo.ZoneInfo(setting), setting
+
+
+def daily(
+    conn: Any, tables: db.Tables, days: int, now: dt.datetime, zone: dt.tzinfo
+) -> list[dict[str, Any]]:
+    """Per-day aggregates over the last ``days`` days of ``zone``, newest first.
+
+    The rows are read in UTC and counted by their day in ``zone`` here (a named zone
+    needs no time zone tables on the database server)."""
+    local_today = now.astimezone(zone).date()
+    first = dt.datetime.combine(local_today - dt.timedelta(days=days - 1), dt.time(), zone)
+    since = first.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT created_at, students_processed, duration_ms, errors"
+            f" FROM {tables.heartbeat_log} WHERE created_at >= %s",
+            (since,),
+        )
+        rows = cur.fetchall()
+    per_day: dict[dt.date, list[tuple[Any, ...]]] = {}
+    for created, *counts in rows:
+        if not isinstance(created, dt.datetime):  # a zero date: no day to count it in
+            continue
+        day = created.replace(tzinfo=dt.timezone.utc).astimezone(zone).date()
+        per_day.setdefault(day, []).append(tuple(counts))
+    return [
+        {
+            "day": str(day),
+            "executions": len(runs),
+            "avg_students": round(sum(float(r[0] or 0) for r in runs) / len(runs), 1),
+            "avg_duration_ms": round(sum(float(r[1] or 0) for r in runs) / len(runs), 2),
+            "total_errors": sum(int(r[2] or 0) for r in runs),
+        }
+        for day, runs in sorted(per_day.items(), reverse=True)
+    ]
 
 
 def _iso(value: Any) -> str:
@@ -111,7 +152,7 @@ EXECUTION_COLUMNS = [
     ("status", "status"),
 ]
 DAILY_COLUMNS = [
-    ("day", "day (UTC)"),
+    ("day", "day"),
     ("executions", "runs"),
     ("avg_students", "avg students"),
     ("avg_duration_ms", "avg duration ms"),

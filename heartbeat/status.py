@@ -21,32 +21,41 @@ COMPLETED = ("success", "partial")
 
 @dataclass(frozen=True)
 class RunRow:
-    """What the status check needs of one ``heartbeat_log`` row."""
+    """What the status check needs of one ``heartbeat_log`` row of this job."""
 
     created_at: dt.datetime  # UTC, aware
-    status: Optional[str]  # None on rows the PHP job wrote
+    status: str
     students_processed: int
     errors: int
     duration_ms: float
 
     @property
     def completed(self) -> bool:
-        return self.status is None or self.status in COMPLETED
+        return self.status in COMPLETED
 
 
-def last_runs(
-    conn: Any, tables: db.Tables, with_status: bool
-) -> tuple[Optional[RunRow], Optional[RunRow]]:
-    """The newest finished run row (any outcome) and the newest completed one."""
-    status = "status" if with_status else "NULL"
-    finished = "WHERE status IS NULL OR status <> 'running'" if with_status else ""
-    completed = "WHERE status IS NULL OR status IN ('success', 'partial')" if with_status else ""
-    rows = []
+@dataclass(frozen=True)
+class History:
+    """The last runs of this job, and the PHP job's rows (``status`` NULL) lately."""
+
+    last: Optional[RunRow]  # the newest finished run (any outcome)
+    last_completed: Optional[RunRow]
+    php_rows: int = 0  # rows the PHP job wrote since the CRITICAL limit began
+
+
+def history(conn: Any, tables: db.Tables, with_status: bool, since: dt.datetime) -> History:
+    """Only runs of this job count (a row with ``status`` has one); a PHP job left
+    scheduled during the switch keeps writing rows without, which must not pass for
+    this job's runs (they are counted, to be named in the line)."""
+    rows: list[Optional[RunRow]] = []
     with conn.cursor() as cur:
-        for where in (finished, completed):
+        for where in ("status <> 'running'", "status IN ('success', 'partial')"):
+            if not with_status:  # not migrated: no run of this job yet
+                rows.append(None)
+                continue
             cur.execute(
-                f"SELECT created_at, {status}, students_processed, errors, duration_ms"
-                f" FROM {tables.heartbeat_log} {where} ORDER BY id DESC LIMIT 1"
+                "SELECT created_at, status, students_processed, errors, duration_ms"
+                f" FROM {tables.heartbeat_log} WHERE {where} ORDER BY id DESC LIMIT 1"
             )
             row = cur.fetchone()
             rows.append(
@@ -54,13 +63,19 @@ def last_runs(
                 if row is None
                 else RunRow(
                     created_at=row[0].replace(tzinfo=dt.timezone.utc),
-                    status=row[1],
+                    status=str(row[1]),
                     students_processed=int(row[2] or 0),
                     errors=int(row[3] or 0),
                     duration_ms=float(row[4] or 0),
                 )
             )
-    return rows[0], rows[1]
+        php = "status IS NULL AND " if with_status else ""
+        cur.execute(
+            f"SELECT COUNT(*) FROM {tables.heartbeat_log} WHERE {php}created_at >= %s",
+            (since.astimezone(dt.timezone.utc).replace(tzinfo=None),),
+        )
+        count = cur.fetchone()
+    return History(rows[0], rows[1], int(count[0] if count else 0))
 
 
 def critical_limit(now: dt.datetime, settings: HeartbeatConfig, grace_minutes: int) -> dt.timedelta:
@@ -80,13 +95,30 @@ def critical_limit(now: dt.datetime, settings: HeartbeatConfig, grace_minutes: i
 
 
 def assess(
+    found: History, now: dt.datetime, limit: dt.timedelta, sessions_exist: bool
+) -> tuple[int, str]:
+    """The plugin state and its one line (with perfdata); ``limit``: ``critical_limit``."""
+    state, line = _assess(found.last, found.last_completed, now, limit, sessions_exist)
+    if found.php_rows:
+        note = (
+            f"; {found.php_rows} row(s) of the PHP heartbeat job arrived meanwhile: it is"
+            " still scheduled too (remove its cron line)"
+        )
+        text, _, perf = line.partition(" | ")
+        if state == OK:
+            state, text = WARNING, text.replace("HEARTBEAT OK", "HEARTBEAT WARNING", 1)
+        line = text + note + (f" | {perf}" if perf else "")
+    return state, line
+
+
+def _assess(
     last: Optional[RunRow],
     last_completed: Optional[RunRow],
     now: dt.datetime,
     limit: dt.timedelta,
     sessions_exist: bool,
 ) -> tuple[int, str]:
-    """The plugin state and its one line (with perfdata); ``limit``: ``critical_limit``."""
+    """The state and line of the runs alone, before the PHP rows are weighed."""
     if last_completed is None:
         return CRITICAL, _line(CRITICAL, "no completed run recorded yet", None, limit)
     age = now - last_completed.created_at

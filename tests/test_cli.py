@@ -272,7 +272,10 @@ def test_report_views(demo_site: Site) -> None:
     table = demo_site.cli("report")
     assert table.returncode == 0, table.stderr
     assert "Runs in the last 24 hour(s):" in table.stdout
-    assert "Per day over the last 7 day(s):" in table.stdout
+    assert (
+        "Per day over the last 7 day(s), days in the database server's time zone (UTC, UTC+00:00):"
+        in table.stdout
+    )
 
     hours = json.loads(demo_site.cli("report", "--hours", "24", "--format", "json").stdout)
     assert set(hours) == {"hours", "executions"}
@@ -281,7 +284,7 @@ def test_report_views(demo_site: Site) -> None:
         (8, 0, "success"),
     ]
     days = json.loads(demo_site.cli("report", "--days", "7", "--format", "json").stdout)
-    assert set(days) == {"days", "daily"}
+    assert set(days) == {"days", "daily", "time_zone"}
     today, three_days_ago = days["daily"]  # newest first; 9 days ago is outside the view
     assert (today["executions"], today["avg_students"], today["total_errors"]) == (2, 8.0, 0)
     assert (three_days_ago["executions"], three_days_ago["avg_students"]) == (2, 75.0)

@@ -10,15 +10,22 @@ import pytest
 
 from heartbeat import db, metrics, ping
 from heartbeat.config import HeartbeatConfig
-from heartbeat.status import CRITICAL, OK, UNKNOWN, WARNING, RunRow, assess, critical_limit
+from heartbeat.status import (
+    CRITICAL,
+    OK,
+    UNKNOWN,
+    WARNING,
+    History,
+    RunRow,
+    assess,
+    critical_limit,
+)
 from tests.conftest import Monitor, Site, job_lines, run_cli
 
 NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.timezone.utc)
 
 
-def row(
-    minutes_ago: int, status: Optional[str] = "success", students: int = 8, errors: int = 0
-) -> RunRow:
+def row(minutes_ago: int, status: str = "success", students: int = 8, errors: int = 0) -> RunRow:
     return RunRow(NOW - dt.timedelta(minutes=minutes_ago), status, students, errors, 1234.0)
 
 
@@ -34,13 +41,13 @@ def row(
         (row(5, "partial", errors=3), row(5, "partial", errors=3), True, WARNING, "3 failed"),
         (row(5, students=0), row(5, students=0), True, WARNING, "processed 0 students"),
         (row(5, students=0), row(5, students=0), False, OK, "HEARTBEAT OK"),
-        (row(5, None), row(5, None), True, OK, "HEARTBEAT OK"),  # a PHP-era row
     ],
 )
 def test_status_assessment(
     last: Optional[RunRow], completed: Optional[RunRow], busy: bool, state: int, fragment: str
 ) -> None:
-    code, line = assess(last, completed, NOW, critical_limit(NOW, HeartbeatConfig(), 10), busy)
+    limit = critical_limit(NOW, HeartbeatConfig(), 10)
+    code, line = assess(History(last, completed), NOW, limit, busy)
     assert code == state
     assert fragment in line
     assert "\n" not in line
@@ -157,3 +164,21 @@ def test_ping_to_a_dead_monitor_is_reported_not_raised() -> None:
         assert ping.send(dead, "start", "r", timeout=1, retries=1) is False
     assert len(said) == 1 and "Monitor ping 'start' failed" in said[0]
     assert "/ping/x" not in said[0]  # the check's URL can be a secret
+
+
+@pytest.mark.parametrize(
+    ("history", "state", "fragment"),
+    [
+        # the PHP job still scheduled: its rows never pass for this job's runs
+        (History(None, None, php_rows=3), CRITICAL, "no completed run recorded yet; 3 row(s)"),
+        (History(row(5), row(5), php_rows=2), WARNING, "HEARTBEAT WARNING - last run 8 students"),
+        (History(row(71), row(71), php_rows=1), CRITICAL, "71 min ago"),
+    ],
+)
+def test_status_names_the_php_job_still_writing(
+    history: History, state: int, fragment: str
+) -> None:
+    code, line = assess(history, NOW, critical_limit(NOW, HeartbeatConfig(), 10), True)
+    assert code == state
+    assert fragment in line
+    assert "of the PHP heartbeat job arrived meanwhile: it is still scheduled too" in line
