@@ -126,10 +126,16 @@ def connect(
             charset="utf8mb4",
             autocommit=False,
             connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            write_timeout=read_timeout,
+            # PyMySQL reads the server's greeting with the read timeout: the whole
+            # handshake must fit in the connect timeout (a server that accepts and
+            # never speaks), and only then do statements get theirs.
+            read_timeout=connect_timeout,
+            write_timeout=connect_timeout,
             init_command="SET time_zone = '+00:00'",
         )
+    # Not settable through PyMySQL's API once connected; these are the attributes
+    # its socket reads and writes use (PyMySQL 1.x).
+    conn._read_timeout = conn._write_timeout = read_timeout
     with errors_as("setting the statement time limit"), conn.cursor() as cur:
         try:
             cur.execute("SET SESSION max_statement_time = %s", (statement_timeout,))

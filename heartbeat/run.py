@@ -139,14 +139,8 @@ class _Run:
             self.phase = "connecting to the database"
             conn = db.connect(self.config.database, settings.query_timeout_seconds)
             found, keys = self.check_schema(conn)
-            if not self.dry_run:
-                holder = self.claim(conn, run_start)
-                if holder:
-                    log.info("Skipped: this slot is taken by %s", holder)
-                    summary.status = "skipped"
-                    return summary
-                if on_start:
-                    on_start(summary.run_id)
+            if not self.dry_run and not self.claim(conn, run_start, on_start):
+                return summary  # skipped
             suffix = " (dry run: nothing will be written)" if self.dry_run else ""
             log.info("Starting heartbeat run %s%s", summary.run_id, suffix)
             self.phase = "reading active students"
@@ -205,14 +199,25 @@ class _Run:
             raise DatabaseError("schema: " + "; ".join(problems))
         return found, keys
 
-    def claim(self, conn: Any, run_start: dt.datetime) -> Optional[str]:
-        """Claim the slot (the run row); who holds it when this server does not run."""
+    def claim(
+        self, conn: Any, run_start: dt.datetime, on_start: Optional[Callable[[str], None]]
+    ) -> bool:
+        """Claim the slot (the run row) and tell ``on_start``; False: skipped, because
+        another server or run holds it (said in the log)."""
         self.phase = "claiming the run"
         self.claimed = True
         with db.errors_as(self.phase):
-            return coordinate.claim(
+            holder = coordinate.claim(
                 conn, self.config, self.tables, self.summary.run_id, run_start, self.force
             )
+        if holder:
+            log.info("Skipped: this slot is taken by %s", holder)
+            self.summary.status = "skipped"
+            return False
+        if on_start:
+            self.phase = "telling the monitor that the run started"
+            on_start(self.summary.run_id)
+        return True
 
     def batches(
         self,
