@@ -22,6 +22,7 @@ from heartbeat.config import (
     HeartbeatConfig,
     MonitoringConfig,
     RetentionConfig,
+    describe_keys,
     load_config,
     resolve_config_path,
 )
@@ -750,3 +751,10 @@ def test_the_host_lock_is_per_site(tmp_path: Path) -> None:
     assert site_a != lock({"ALT42_DB_NAME": "moodle_a", "ALT42_DB_PREFIX": "lms_"})
     assert site_a != lock({"ALT42_DB_NAME": "moodle_a", "ALT42_DB_HOST": "db2.example.org"})
     assert lock({}, "[heartbeat]\nlock_file = /tmp/mine.lock\n") == "/tmp/mine.lock"
+
+
+def test_the_readme_lists_every_key_as_declared() -> None:
+    """The README's key list is config.KEYS, printed by python -m heartbeat.config."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    block = readme.split("<!-- keys:begin (python -m heartbeat.config) -->\n", 1)[1]
+    assert block.split("\n<!-- keys:end -->", 1)[0] == describe_keys()
