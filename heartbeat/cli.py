@@ -87,7 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="run even if this schedule slot already ran (manual re-run); the locks still hold",
     )
 
-    commands.add_parser("migrate", help="create or extend the tables the job writes (idempotent)")
+    migrate = commands.add_parser(
+        "migrate", help="create or extend the tables the job writes (idempotent)"
+    )
+    migrate.add_argument(
+        "--dry-run", action="store_true", help="say what would change, change nothing"
+    )
     check = commands.add_parser("check", help="check config, database, tables and rule book")
     check.add_argument(
         "--config-only",
@@ -278,9 +283,19 @@ def _connect(config: Config, statement_timeout: Optional[int] = None, **timeouts
 def cmd_migrate(ctx: Context) -> int:
     config = ctx.config
     conn = _connect(config)
+    tables = db.Tables(config.database.prefix)
     try:
         with db.errors_as("migrating the tables"):
-            changes = schema.migrate(conn, db.Tables(config.database.prefix))
+            if ctx.args.dry_run:
+                pending = schema.plan(conn, tables)
+                for change in pending:
+                    log.info("Pending: %s", change.what)
+                if pending:
+                    log.info("Schema needs %d change(s) (dry run: none made)", len(pending))
+                    return EXIT_OK
+                changes = 0
+            else:
+                changes = schema.migrate(conn, tables)
     finally:
         db.close_quietly(conn)
     log.info(
@@ -389,7 +404,7 @@ def cmd_status(ctx: Context) -> int:
                     " (run 'alt42-heartbeat migrate')"
                 )
             limit = status.critical_limit(now, settings, config.monitoring.grace_minutes)
-            runs = status.history(conn, tables, "status" in log_columns, now - limit)
+            runs = status.history(conn, tables, log_columns, now - limit)
             busy = students.has_active_sessions(
                 conn, tables, now, settings.window_hours, settings.open_session_hours
             )

@@ -14,6 +14,8 @@ import re
 import tempfile
 from typing import Optional
 
+from heartbeat import __version__
+
 STATUSES = ("success", "partial", "failed", "aborted", "skipped")
 _LAST_SUCCESS = re.compile(r"^alt42_heartbeat_last_success_timestamp_seconds (\S+)$", re.M)
 
@@ -38,9 +40,13 @@ def render(
     students: int,
     errors: int,
     last_success: Optional[float],
+    version: str = __version__,
 ) -> str:
     """The textfile content (Prometheus exposition format)."""
     lines = [
+        "# HELP alt42_heartbeat_build_info The release that wrote this file.",
+        "# TYPE alt42_heartbeat_build_info gauge",
+        f'alt42_heartbeat_build_info{{version="{version}"}} 1',
         "# HELP alt42_heartbeat_last_run_timestamp_seconds When the last run finished.",
         "# TYPE alt42_heartbeat_last_run_timestamp_seconds gauge",
         f"alt42_heartbeat_last_run_timestamp_seconds {finished_at:.3f}",

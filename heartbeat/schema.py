@@ -55,6 +55,7 @@ CREATE: dict[str, str] = {
             finished_at TIMESTAMP NULL DEFAULT NULL,
             exit_code TINYINT UNSIGNED NULL DEFAULT NULL,
             slot_start DATETIME NULL DEFAULT NULL,
+            version VARCHAR(32) NULL DEFAULT NULL,
             KEY idx_created_at (created_at),
             UNIQUE KEY uq_run_id (run_id),
             UNIQUE KEY uq_slot (slot_start)
@@ -103,6 +104,8 @@ EXTRA_COLUMNS: dict[str, dict[str, str]] = {
         "exit_code": "TINYINT UNSIGNED NULL DEFAULT NULL",
         # the schedule slot a run claimed: unique, so one run per slot across servers
         "slot_start": "DATETIME NULL DEFAULT NULL",
+        # the release that ran (0.2.0+)
+        "version": "VARCHAR(32) NULL DEFAULT NULL",
     },
     "evaluation_log": {},
     "event_log": {"run_id": "CHAR(36) NULL DEFAULT NULL"},

@@ -28,6 +28,7 @@ class RunRow:
     students_processed: int
     errors: int
     duration_ms: float
+    version: Optional[str] = None  # the release that ran (the column exists from 0.2.0)
 
     @property
     def completed(self) -> bool:
@@ -43,18 +44,20 @@ class History:
     php_rows: int = 0  # rows the PHP job wrote since the CRITICAL limit began
 
 
-def history(conn: Any, tables: db.Tables, with_status: bool, since: dt.datetime) -> History:
+def history(conn: Any, tables: db.Tables, columns: set[str], since: dt.datetime) -> History:
     """Only runs of this job count (a row with ``status`` has one); a PHP job left
     scheduled during the switch keeps writing rows without, which must not pass for
     this job's runs (they are counted, to be named in the line)."""
     rows: list[Optional[RunRow]] = []
+    with_status = "status" in columns
+    version = "version" if "version" in columns else "NULL"
     with conn.cursor() as cur:
         for where in ("status <> 'running'", "status IN ('success', 'partial')"):
             if not with_status:  # not migrated: no run of this job yet
                 rows.append(None)
                 continue
             cur.execute(
-                "SELECT created_at, status, students_processed, errors, duration_ms"
+                f"SELECT created_at, status, students_processed, errors, duration_ms, {version}"
                 f" FROM {tables.heartbeat_log} WHERE {where} ORDER BY id DESC LIMIT 1"
             )
             row = cur.fetchone()
@@ -67,6 +70,7 @@ def history(conn: Any, tables: db.Tables, with_status: bool, since: dt.datetime)
                     students_processed=int(row[2] or 0),
                     errors=int(row[3] or 0),
                     duration_ms=float(row[4] or 0),
+                    version=None if row[5] is None else str(row[5]),
                 )
             )
         php = "status IS NULL AND " if with_status else ""
@@ -140,9 +144,11 @@ def _assess(
         return WARNING, _line(
             WARNING, "last run processed 0 students while active sessions exist", perf, limit
         )
+    release = f", release {last.version}" if last.version else ""
     return OK, _line(
         OK,
-        f"last run {last.students_processed} students, 0 errors, {last.duration_ms:.0f} ms",
+        f"last run {last.students_processed} students, 0 errors, {last.duration_ms:.0f} ms"
+        f"{release}",
         perf,
         limit,
     )

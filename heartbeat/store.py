@@ -17,7 +17,7 @@ from typing import Any, Callable, Optional
 
 import pymysql
 
-from heartbeat import db, schema
+from heartbeat import __version__, db, schema
 from heartbeat.config import DatabaseConfig
 from heartbeat.evaluate import BatchRows, Json
 
@@ -39,9 +39,9 @@ def claim_slot(
         with conn.cursor() as cur:
             cur.execute(
                 f"INSERT INTO {tables.heartbeat_log} (execution_time, students_processed,"
-                " errors, duration_ms, created_at, run_id, host, status, slot_start)"
-                " VALUES (%s, 0, 0, 0, %s, %s, %s, 'running', %s)",
-                (_naive(run_start), _naive(run_start), run_id, host[:255], slot),
+                " errors, duration_ms, created_at, run_id, host, status, slot_start, version)"
+                " VALUES (%s, 0, 0, 0, %s, %s, %s, 'running', %s, %s)",
+                (_naive(run_start), _naive(run_start), run_id, host[:255], slot, __version__),
             )
         conn.commit()
     except pymysql.err.IntegrityError:

@@ -4,9 +4,11 @@ gives one run for the slot; only the server that ran pings its monitor and write
 
 from __future__ import annotations
 
+import os
 import shlex
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import alt42_expect as x
 import pytest
@@ -105,3 +107,50 @@ def test_status_ok_on_both(hosts, race, name):
     result = hosts[name].run(x.as_www_data(f"{x.CLI} --config {x.CONFIG_FILE} status"))
     assert result.rc == 0, result
     assert any(line.startswith("HEARTBEAT OK") for line in result.stdout.splitlines()), result
+
+
+def play_output(run) -> str:
+    return run.stdout + run.stderr
+
+
+def test_the_schema_is_migrated_once_for_the_site(hosts, race):
+    """One site, two servers: the play migrates on the first server of the site only."""
+    hosts[A].check_output(
+        f"mariadb moodle -e {shlex.quote(f'ALTER TABLE {HEARTBEAT_LOG} DROP COLUMN version')}"
+    )
+    run = x.ansible_playbook()
+    out = play_output(run)
+    assert run.returncode == 0, out[-3000:]
+    task = out.split("Migrate | Bring the site's schema to this release]", 1)[1].split("TASK [", 1)[
+        0
+    ]
+    assert f"changed: [{A}]" in task, task
+    assert f"skipping: [{B}]" in task, task
+    columns = {row[0] for row in sql(hosts[A], f"SHOW COLUMNS FROM {HEARTBEAT_LOG}")}
+    assert "version" in columns
+
+
+def test_a_host_that_fails_its_deploy_leaves_the_site_running(hosts, race):
+    """site.yml deploys one server after the other; b's deploy fails (a value its job
+    refuses): the rollout stops, and both servers still have their job scheduled and
+    running (b's configuration was not changed, a was done before)."""
+    inventory = Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent
+    broken = inventory / "host_vars" / f"{B}.yml"
+    broken.parent.mkdir(exist_ok=True)
+    broken.write_text("alt42_heartbeat_monitoring_mail_to: ['not an address']\n", encoding="utf-8")
+    before = hosts[B].file(x.CONFIG_FILE).sha256sum
+    try:
+        run = x.ansible_playbook(
+            playbook="playbooks/heartbeat.yml",
+            extra_vars={"alt42_heartbeat_hosts": "all", "alt42_heartbeat_serial": 1},
+        )
+    finally:
+        broken.unlink()
+    out = play_output(run)
+    assert run.returncode != 0, out[-3000:]
+    assert "'not an address' is not a mail address" in out
+    assert hosts[B].file(x.CONFIG_FILE).sha256sum == before
+    for name, host in hosts.items():
+        assert x.cron_job(host).command == x.expected_command(), name
+        result = host.run(x.as_www_data(x.expected_command()))
+        assert result.rc == 0, (name, result)

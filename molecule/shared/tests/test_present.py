@@ -181,7 +181,9 @@ def test_the_job_reads_the_database_identity_from_config_php(host):
 
 @python_only
 def test_venv_is_not_writable_by_the_job_user(host):
-    for path in (x.INSTALL_DIR, x.VENV_DIR, f"{x.VENV_DIR}/bin", x.CLI):
+    release = host.file(x.CURRENT).linked_to
+    assert release.startswith(f"{x.INSTALL_DIR}/releases/{x.project_version()}-"), release
+    for path in (x.INSTALL_DIR, f"{x.INSTALL_DIR}/releases", release, f"{release}/venv/bin", x.CLI):
         item = host.file(path)
         assert item.exists, path
         assert item.user == "root", path

@@ -1,0 +1,98 @@
+"""One version everywhere (the job, its wheel, the collection, the changelog), and the
+collection alt42.heartbeat as Ansible users install it."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from heartbeat import __version__
+from tests.conftest import ROOT, run_cli
+
+SEMVER = re.compile(r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)")
+
+
+def galaxy_version() -> str:
+    text = (ROOT / "galaxy.yml").read_text(encoding="utf-8")
+    match = re.search(r"^version: (\S+)$", text, re.MULTILINE)
+    assert match, "galaxy.yml has no version"
+    return match.group(1)
+
+
+def test_every_place_says_the_same_version() -> None:
+    assert SEMVER.fullmatch(__version__), __version__
+    assert galaxy_version() == __version__
+    changelog = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    newest = re.search(r"^## \[([^]]+)\] - \d{4}-\d{2}-\d{2}$", changelog, re.MULTILINE)
+    assert newest and newest.group(1) == __version__
+    assert f"[{__version__}]: " in changelog  # its compare link
+    assert run_cli("--version").stdout.strip() == f"alt42-heartbeat {__version__}"
+
+
+@pytest.fixture(scope="module")
+def collection(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("collection")
+    subprocess.run(
+        ["ansible-galaxy", "collection", "build", "--force", "--output-path", str(out), str(ROOT)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    [artifact] = out.glob("alt42-heartbeat-*.tar.gz")
+    return artifact
+
+
+def test_the_collection_carries_the_role_the_playbooks_and_the_job(collection: Path) -> None:
+    assert collection.name == f"alt42-heartbeat-{__version__}.tar.gz"
+    with tarfile.open(collection) as archive:
+        names = set(archive.getnames())
+    for wanted in (
+        "MANIFEST.json",
+        "meta/runtime.yml",
+        "roles/alt42_heartbeat/tasks/main.yml",
+        "roles/alt42_heartbeat/files/wheels.py",
+        "playbooks/heartbeat.yml",
+        "playbooks/run_once.yml",
+        "heartbeat/__init__.py",
+        "heartbeat/rulebook.json",
+        "pyproject.toml",
+        "CHANGELOG.md",
+    ):
+        assert wanted in names, wanted
+    for unwanted in ("tests", "molecule", ".venv", "bench", "scripts", ".git"):
+        assert not any(n == unwanted or n.startswith(unwanted + "/") for n in names), unwanted
+
+
+def test_the_installed_collection_is_used_by_its_fqcn(collection: Path, tmp_path: Path) -> None:
+    installed = tmp_path / "collections"
+    subprocess.run(
+        ["ansible-galaxy", "collection", "install", str(collection), "-p", str(installed)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    playbook = tmp_path / "site.yml"
+    playbook.write_text(
+        "- name: The heartbeat from the collection\n"
+        "  hosts: all\n"
+        "  roles:\n"
+        "    - role: alt42.heartbeat.alt42_heartbeat\n",
+        encoding="utf-8",
+    )
+    result = subprocess.run(
+        ["ansible-playbook", "-i", "localhost,", "--syntax-check", str(playbook)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"ANSIBLE_COLLECTIONS_PATH": str(installed), "PATH": str(Path(ROOT / ".venv/bin"))
+             + ":/usr/bin:/bin", "HOME": str(tmp_path)},
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    root = installed / "ansible_collections" / "alt42" / "heartbeat"
+    assert (root / "heartbeat" / "__init__.py").is_file()  # the role builds from it
+    assert (root / "roles" / "alt42_heartbeat" / ".." / ".." / "pyproject.toml").is_file()
