@@ -33,6 +33,21 @@ def test_every_place_says_the_same_version() -> None:
     assert run_cli("--version").stdout.strip() == f"alt42-heartbeat {__version__}"
 
 
+def test_every_place_says_the_same_oldest_ansible_core() -> None:
+    """The collection's requires_ansible, the role's meta and the preflight check that
+    stops an older controller with one line: three places, one figure."""
+    runtime = (ROOT / "meta/runtime.yml").read_text(encoding="utf-8")
+    meta = (ROOT / "roles/alt42_heartbeat/meta/main.yml").read_text(encoding="utf-8")
+    internal = (ROOT / "roles/alt42_heartbeat/vars/main.yml").read_text(encoding="utf-8")
+    figures = {
+        re.search(r'^requires_ansible: ">=(\d+\.\d+)\.0"$', runtime, re.MULTILINE),
+        re.search(r'^  min_ansible_version: "(\d+\.\d+)"$', meta, re.MULTILINE),
+        re.search(r'^__alt42_heartbeat_min_ansible: "(\d+\.\d+)"$', internal, re.MULTILINE),
+    }
+    assert None not in figures
+    assert len({match.group(1) for match in figures if match}) == 1
+
+
 @pytest.fixture(scope="module")
 def collection(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("collection")

@@ -5,6 +5,7 @@ gives one run for the slot; only the server that ran pings its monitor and write
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -130,15 +131,16 @@ def test_the_schema_is_migrated_once_for_the_site(hosts, race):
     assert "version" in columns
 
 
-def test_a_host_that_fails_its_deploy_leaves_the_site_running(hosts, race):
-    """site.yml deploys one server after the other; b's deploy fails (a value its job
-    refuses): the rollout stops, and both servers still have their job scheduled and
-    running (b's configuration was not changed, a was done before)."""
+def test_a_host_that_fails_its_deploy_stops_the_rollout(hosts, race):
+    """playbooks/heartbeat.yml deploys one server after the other (serial 1 here, 50% by
+    default) and stops at the first failure: a's deploy fails (a value its job refuses),
+    so b is never touched, and both servers still have their job scheduled and running
+    (a's configuration was not changed)."""
     inventory = Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent
-    broken = inventory / "host_vars" / f"{B}.yml"
+    broken = inventory / "host_vars" / f"{A}.yml"
     broken.parent.mkdir(exist_ok=True)
     broken.write_text("alt42_heartbeat_monitoring_mail_to: ['not an address']\n", encoding="utf-8")
-    before = hosts[B].file(x.CONFIG_FILE).sha256sum
+    before = hosts[A].file(x.CONFIG_FILE).sha256sum
     try:
         run = x.ansible_playbook(
             playbook="playbooks/heartbeat.yml",
@@ -149,7 +151,11 @@ def test_a_host_that_fails_its_deploy_leaves_the_site_running(hosts, race):
     out = play_output(run)
     assert run.returncode != 0, out[-3000:]
     assert "'not an address' is not a mail address" in out
-    assert hosts[B].file(x.CONFIG_FILE).sha256sum == before
+    assert hosts[A].file(x.CONFIG_FILE).sha256sum == before
+    recap = out.split("PLAY RECAP", 1)[1]
+    assert re.search(rf"^{re.escape(A)} +: .*failed=1", recap, re.MULTILINE), recap
+    assert B not in recap, recap
+    assert f"[{B}]" not in out, "the rollout went on to the next server"
     for name, host in hosts.items():
         assert x.cron_job(host).command == x.expected_command(), name
         result = host.run(x.as_www_data(x.expected_command()))
