@@ -21,7 +21,7 @@ import time
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, NoReturn, Optional
+from typing import Any, Callable, NoReturn, Optional, TextIO
 
 from heartbeat import (
     __version__,
@@ -30,7 +30,9 @@ from heartbeat import (
     mail,
     metrics,
     output,
+    pacing,
     ping,
+    progress,
     report,
     retention,
     rules,
@@ -81,6 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true", help="read and evaluate, write nothing")
     run.add_argument("--json", action="store_true", help="print one JSON summary only")
     run.add_argument("--verbose", action="store_true", help="one line per student; tracebacks")
+    run.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="a progress line per batch (default: on a terminal only; elsewhere one log line"
+        " per batch)",
+    )
     run.add_argument(
         "--force",
         action="store_true",
@@ -213,9 +222,19 @@ def cmd_run(ctx: Context) -> int:
         run_ids.append(run_id)
         _ping(monitoring, "start", run_id)
 
+    shown = args.progress if args.progress is not None else _is_terminal(ctx.out.stdout)
+    if shown and args.json:
+        raise ConfigError("--progress cannot be used with --json (stdout holds the JSON only)")
+    terminal = ctx.out.status if _is_terminal(ctx.out.stdout) else None
+    bar = progress.Progress(terminal) if shown and not args.json else None
     try:
         summary = execute(
-            config, dry_run=args.dry_run, force=args.force, on_start=started, signals=ctx.signals
+            config,
+            dry_run=args.dry_run,
+            force=args.force,
+            on_start=started,
+            signals=ctx.signals,
+            on_batch=bar,
         )
     except HeartbeatError as exc:
         # The run failed: tell the monitor and the metrics, then report as usual.
@@ -227,6 +246,9 @@ def cmd_run(ctx: Context) -> int:
                 failed = RunSummary(run_id="", status="aborted" if aborted else "failed")
                 _write_metrics(monitoring, failed)
         raise
+    finally:
+        if bar:
+            bar.close()
     with ctx.signals.held():  # the run is recorded: nothing after it may change that
         if args.json:
             data = {
@@ -238,6 +260,13 @@ def cmd_run(ctx: Context) -> int:
             _ping(monitoring, event, summary.run_id)
             _write_metrics(monitoring, summary)
     return summary.exit_code
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (OSError, ValueError):
+        return False
 
 
 def _ping(monitoring: MonitoringConfig, event: str, run_id: str, body: str = "") -> None:
@@ -265,6 +294,8 @@ def _write_metrics(monitoring: MonitoringConfig, summary: RunSummary) -> None:
         summary.students_processed,
         summary.errors,
         last_success,
+        pacing_waits=summary.pacing_waits,
+        pacing_wait_ms=summary.pacing_wait_ms,
     )
     try:
         metrics.write_atomically(monitoring.metrics_file, content)
@@ -333,11 +364,18 @@ def cmd_check(ctx: Context) -> int:
         log.info("OK connected to %s", target)
         with db.errors_as("checking the schema"):
             problems = schema.schema_problems(conn, db.Tables(config.database.prefix))
+        if problems:
+            raise DatabaseError("schema: " + "; ".join(problems))
+        log.info("OK tables with prefix '%s' present", config.database.prefix)
+        timeout = config.heartbeat.query_timeout_seconds
+        server = pacing.Server(conn, config.database, config.pacing, timeout)
+        try:
+            reading = server.read()
+        finally:
+            server.close()
+        log.info("OK pacing: %s", pacing.describe(reading, config.pacing, server.replica_where))
     finally:
         db.close_quietly(conn)
-    if problems:
-        raise DatabaseError("schema: " + "; ".join(problems))
-    log.info("OK tables with prefix '%s' present", config.database.prefix)
     return EXIT_OK
 
 

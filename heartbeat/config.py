@@ -110,6 +110,21 @@ class MonitoringConfig:
 
 
 @dataclass(frozen=True)
+class PacingConfig:
+    """How a run spares the database it shares with the site (``heartbeat.pacing``):
+    between batches it waits while the server is past a limit, and it spreads its
+    writes to a rate. 0 (or no ``replica``) turns a check off."""
+
+    max_threads_running: int = 25
+    max_flow_control_percent: int = 10
+    max_recv_queue: int = 8
+    replica: Optional[tuple[str, int]] = None  # (host, port) whose lag is watched
+    max_replica_lag_seconds: int = 5
+    max_rows_per_second: int = 0
+    max_bytes_per_second: int = 0
+
+
+@dataclass(frozen=True)
 class RetentionConfig:
     """How long ``prune`` keeps rows, and how many it deletes per transaction."""
 
@@ -137,6 +152,7 @@ class Config:
     database: DatabaseConfig
     heartbeat: HeartbeatConfig
     monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
+    pacing: PacingConfig = field(default_factory=PacingConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     sources: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
@@ -169,6 +185,10 @@ ALIASES: Mapping[str, str] = {
     "email": "mail_to",
     "mail": "mail_to",
     "sendmail_path": "sendmail",
+    "max_load": "max_threads_running",  # gh-ost's and pt-online-schema-change's name
+    "max_lag": "max_replica_lag_seconds",
+    "max_lag_millis": "max_replica_lag_seconds",
+    "replica_host": "replica",
 }
 
 PREFIX_PATTERN = re.compile(r"[A-Za-z0-9_]{0,30}")
@@ -260,6 +280,17 @@ def _mail_address(value: str, where: str) -> str:
     return value
 
 
+def _replica(raw: str, where: str, _base: str) -> tuple[str, int]:
+    """``host`` or ``host:port`` of a replica (TCP: a replica is another server)."""
+    host, _, port = raw.strip().partition(":")
+    if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?", host) or host == "localhost":
+        raise ConfigError(
+            f"{where}: {raw!r} is not a replica's host name or address; write host or"
+            " host:port (TCP; localhost is this server, not a replica)"
+        )
+    return host, parse_int(port, where, 1, 65535) if port else 3306
+
+
 def _time_zone(raw: str, where: str, _base: str) -> str:
     """An IANA zone (Asia/Seoul) or a UTC offset (+09:00)."""
     if re.fullmatch(r"[+-](0[0-9]|1[0-4]):[0-5][0-9]", raw):
@@ -313,6 +344,7 @@ def load_config(path: Optional[str] = None, environ: Optional[Mapping[str, str]]
         database=database,
         heartbeat=heartbeat,
         monitoring=plain("monitoring", MonitoringConfig),
+        pacing=plain("pacing", PacingConfig),
         retention=plain("retention", RetentionConfig),
         report=plain("report", ReportConfig),
         sources=sources,
@@ -754,6 +786,20 @@ KEYS: tuple[Key, ...] = (
         "From: of the failure mail", shown="the MTA's choice"),
     Key("monitoring", "sendmail", _command_path, "/usr/sbin/sendmail",
         "the MTA's sendmail command (exim4, postfix, msmtp-mta)"),
+    Key("pacing", "max_threads_running", whole(0, 100_000), 25,
+        "wait before a batch while more statements than this run on the server (0: off)"),
+    Key("pacing", "max_flow_control_percent", whole(0, 100), 10,
+        "Galera: wait while flow control paused the cluster more than this share of the time"),
+    Key("pacing", "max_recv_queue", whole(0, 1_000_000), 8,
+        "Galera: wait while this node's wsrep_local_recv_queue is longer"),
+    Key("pacing", "replica", _optional(_replica), None,
+        "host[:port] of a replica whose lag to watch (the job's user needs REPLICA MONITOR)"),
+    Key("pacing", "max_replica_lag_seconds", whole(0, 86_400), 5,
+        "wait while the replica is further behind (or not replicating)"),
+    Key("pacing", "max_rows_per_second", whole(0, 100_000_000), 0,
+        "spread the writes to this rate on average (0: as fast as the server takes them)"),
+    Key("pacing", "max_bytes_per_second", whole(0, 10_000_000_000), 0,
+        "the same, in bytes of SQL sent (0: off)"),
     Key("retention", "days", whole(1, 3650), 90, "prune keeps this many days"),
     Key("retention", "batch_size", whole(100, 100_000), 5000, "rows per DELETE transaction"),
     Key("report", "time_zone", _optional(_time_zone), None,

@@ -39,6 +39,11 @@ class BatchRows:
     events: list[tuple[Any, ...]] = field(default_factory=list)
     processed: int = 0
     failed: int = 0
+    sent: int = 0  # length of the SQL that wrote them, once written
+
+    @property
+    def row_count(self) -> int:
+        return len(self.evaluations) + len(self.events)
 
 
 class Json:

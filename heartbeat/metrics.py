@@ -41,6 +41,8 @@ def render(
     errors: int,
     last_success: Optional[float],
     version: str = __version__,
+    pacing_waits: int = 0,
+    pacing_wait_ms: float = 0.0,
 ) -> str:
     """The textfile content (Prometheus exposition format)."""
     lines = [
@@ -66,6 +68,14 @@ def render(
         "# HELP alt42_heartbeat_errors Students that failed in the last run.",
         "# TYPE alt42_heartbeat_errors gauge",
         f"alt42_heartbeat_errors {errors}",
+        "# HELP alt42_heartbeat_pacing_waits Times the last run waited for the database's"
+        " load ([pacing]).",
+        "# TYPE alt42_heartbeat_pacing_waits gauge",
+        f"alt42_heartbeat_pacing_waits {pacing_waits}",
+        "# HELP alt42_heartbeat_pacing_wait_seconds Time the last run spent pacing itself"
+        " (load waits and the spread of its writes).",
+        "# TYPE alt42_heartbeat_pacing_wait_seconds gauge",
+        f"alt42_heartbeat_pacing_wait_seconds {pacing_wait_ms / 1000:.3f}",
         "# HELP alt42_heartbeat_status Outcome of the last run (1 for the current one).",
         "# TYPE alt42_heartbeat_status gauge",
     ]

@@ -35,19 +35,50 @@ class StampFormatter(logging.Formatter):
         return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(record.created))
 
 
+class StatusLine:
+    """One line at the bottom of a terminal that is redrawn in place (the progress of a
+    run): ``show`` replaces it, ``clear`` erases it, so that a log line printed meanwhile
+    starts on a clean line and the status line comes back with the next ``show``."""
+
+    ERASE = "\r\x1b[K"  # carriage return, erase to the end of the line (VT100/ECMA-48)
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.shown = False
+
+    def show(self, text: str) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.stream.write(self.ERASE + text)
+            self.stream.flush()
+            self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            self.shown = False
+            with contextlib.suppress(OSError, ValueError):
+                self.stream.write(self.ERASE)
+                self.stream.flush()
+
+
 class SafeStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """A stream handler that survives a stream that fails.
 
     The failed write is noted in ``lost``, and the stream's descriptor is pointed at
-    /dev/null so that its unwritten buffer cannot fail again when Python exits.
+    /dev/null so that its unwritten buffer cannot fail again when Python exits. A
+    status line on the terminal is erased before each line.
     """
 
-    def __init__(self, stream: TextIO, lost: list[str]) -> None:
+    def __init__(
+        self, stream: TextIO, lost: list[str], status: Optional[StatusLine] = None
+    ) -> None:
         super().__init__(stream)
         self.lost = lost
+        self.status = status
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
+            if self.status is not None:
+                self.status.clear()
             self.stream.write(self.format(record) + "\n")
             self.stream.flush()
         except OSError as exc:
@@ -87,12 +118,15 @@ class Output:
     transcript: Transcript
     lost: list[str] = field(default_factory=list)
     stdout: TextIO = field(default_factory=lambda: sys.stdout)
+    status: Optional[StatusLine] = None  # drawn only by a run's progress on a terminal
 
     def plain(self, text: str) -> None:
         """Print ``text`` as it is (a report table, the status line, ``--json``): output
         for a reader or a program, not a log line; a stream that fails is noted."""
         self.transcript.lines.append(text)
         try:
+            if self.status is not None:
+                self.status.clear()
             print(text, file=self.stdout, flush=True)
         except OSError as exc:
             self.lost.append(f"{getattr(self.stdout, 'name', 'output')}: {exc.strerror or exc}")
@@ -109,13 +143,14 @@ def setup(verbose: bool = False, quiet: bool = False, stdout: Optional[TextIO] =
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)
     logger.propagate = False
     formatter = StampFormatter()
-    out = Output(transcript=Transcript(), stdout=stdout or sys.stdout)
+    stream = stdout or sys.stdout
+    out = Output(transcript=Transcript(), stdout=stream, status=StatusLine(stream))
     handlers: list[logging.Handler] = [out.transcript]
     if not quiet:
-        to_stdout = SafeStreamHandler(stdout or sys.stdout, out.lost)
+        to_stdout = SafeStreamHandler(stream, out.lost, out.status)
         to_stdout.addFilter(_Below(logging.WARNING))
         handlers.append(to_stdout)
-    to_stderr = SafeStreamHandler(sys.stderr, out.lost)
+    to_stderr = SafeStreamHandler(sys.stderr, out.lost, out.status)
     to_stderr.setLevel(logging.WARNING)
     handlers.append(to_stderr)
     for handler in handlers:

@@ -1,8 +1,8 @@
 """One heartbeat run, as one straight line: lock, claim, read, evaluate, store, finish.
 
     host lock -> connect, check the schema -> claim the slot (run row 'running')
-    -> the active students -> per batch: read states (students), evaluate (evaluate),
-       store (store, in a writer thread) -> complete the run row
+    -> the active students -> per batch: pace (pacing), read states (students),
+       evaluate (evaluate), store (store, in a writer thread) -> complete the run row
 
 Every way out of a claimed run records it: ``success`` or ``partial``; ``aborted`` for
 the deadline or a signal (exit 4); ``failed`` for a database error (exit 3) and for
@@ -18,10 +18,10 @@ import logging
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Optional
 
-from heartbeat import coordinate, db, evaluate, rules, schema, store, students
+from heartbeat import coordinate, db, evaluate, pacing, rules, schema, store, students
 from heartbeat.config import Config
 from heartbeat.errors import (
     EXIT_ABORTED,
@@ -51,7 +51,11 @@ class RunSummary:
     students_processed: int = 0
     errors: int = 0
     duration_ms: float = 0.0
+    pacing_waits: int = 0  # times the run waited for the server's load
+    pacing_wait_ms: float = 0.0  # all pacing: load waits and the spread of the writes
     failed_with: Optional[int] = None  # the exit code of the error that ended the run
+    rows_written: int = field(default=0, repr=False)  # what pacing counts; not in --json
+    sql_sent: int = field(default=0, repr=False)
 
     @property
     def exit_code(self) -> int:
@@ -65,13 +69,16 @@ class RunSummary:
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        del data["failed_with"]
+        for internal in ("failed_with", "rows_written", "sql_sent"):
+            del data[internal]
         return data
 
     def count(self, rows: evaluate.BatchRows) -> None:
         """A batch is done (committed, or evaluated in a dry run)."""
         self.students_processed += rows.processed
         self.errors += rows.failed
+        self.rows_written += rows.row_count
+        self.sql_sent += rows.sent
 
 
 def execute(
@@ -81,19 +88,21 @@ def execute(
     clock: Callable[[], dt.datetime] = utc_now,
     on_start: Optional[Callable[[str], None]] = None,
     signals: Optional[coordinate.Signals] = None,
+    on_batch: Optional[Callable[[int, int, float], None]] = None,
 ) -> RunSummary:
     """Run the heartbeat once; raises a ``HeartbeatError`` when the run fails.
 
     ``force`` runs even if the current slot was already run (a manual re-run); ``clock``
     gives the run's start (the tests simulate a day of cron starts with it);
     ``on_start`` is told the run id once this server has claimed the slot (the start
-    ping); ``signals`` is the command's SIGTERM/SIGINT handler (else one of its own).
+    ping); ``signals`` is the command's SIGTERM/SIGINT handler (else one of its own);
+    ``on_batch`` is told (students done, of total, seconds paced) after each batch.
     """
     book = rules.load_rule_book(config.heartbeat.rules)
     if signals is None:
         with coordinate.stop_signals() as own:
-            return execute(config, dry_run, force, clock, on_start, own)
-    run = _Run(config, book, dry_run, force, clock, signals)
+            return execute(config, dry_run, force, clock, on_start, own, on_batch)
+    run = _Run(config, book, dry_run, force, clock, signals, on_batch)
     if dry_run:
         return run.go(on_start)
     lock = coordinate.HostLock(config.heartbeat.lock_file)
@@ -117,8 +126,10 @@ class _Run:
         force: bool,
         clock: Callable[[], dt.datetime],
         signals: coordinate.Signals,
+        on_batch: Optional[Callable[[int, int, float], None]] = None,
     ) -> None:
         self.config = config
+        self.on_batch = on_batch
         self.book = book
         self.dry_run = dry_run
         self.force = force
@@ -129,6 +140,7 @@ class _Run:
         self.summary = RunSummary(run_id=str(uuid.uuid4()), status=status)
         self.phase = "starting"
         self.claimed = False  # once the claim was sent, the run row may exist
+        self.paced = ""  # how pacing held the run back, for the summary line
 
     def go(self, on_start: Optional[Callable[[str], None]]) -> RunSummary:
         settings, summary = self.config.heartbeat, self.summary
@@ -179,11 +191,12 @@ class _Run:
                 db.close_quietly(conn)  # also releases the GET_LOCK
         verb = "Aborted" if summary.status == "aborted" else "Completed"
         log.info(
-            "%s: %d processed, %d errors, %.0f ms",
+            "%s: %d processed, %d errors, %.0f ms%s",
             verb,
             summary.students_processed,
             summary.errors,
             summary.duration_ms,
+            f"; {self.paced}" if self.paced else "",
         )
         return summary
 
@@ -234,19 +247,42 @@ class _Run:
         deadline = started + settings.max_run_minutes * 60
         cache = evaluate.DocumentCache(self.book)
         writer: Optional[store.Writer] = None
+        server: Optional[pacing.Server] = None
         with self.signals.held():
             try:
+                self.phase = "reading the server's load (pacing)"
+                server = pacing.Server(
+                    conn, self.config.database, self.config.pacing, settings.query_timeout_seconds
+                )
+                pacer = pacing.Pacer(
+                    self.config.pacing,
+                    server,
+                    lambda: coordinate.stop_reason(
+                        self.signals, deadline, settings.max_run_minutes
+                    ),
+                    deadline,
+                    settings.max_run_minutes,
+                    writes=not self.dry_run,
+                    rows_per_student=1 + len(self.book.scenarios),
+                )
                 if not self.dry_run:
                     writer = store.Writer(
                         self.config.database,
                         self.tables,
                         settings.query_timeout_seconds,
-                        summary.count,
+                        self.done,
                     )
-                for offset in range(0, len(ids), settings.batch_size):
+                handed = offset = 0  # rows handed to the writer, students so far
+                while offset < len(ids):
                     reason = coordinate.stop_reason(
                         self.signals, deadline, settings.max_run_minutes
                     )
+                    if reason is None:
+                        self.phase = "pacing"
+                        reason = pacer.before_batch(
+                            offset, len(ids), handed, summary.sql_sent, summary.rows_written
+                        )
+                        self.note_pacing(pacer)
                     if reason:
                         if writer:
                             writer.wait()  # the batch in hand is committed
@@ -255,7 +291,8 @@ class _Run:
                             "Stopping early (%s) after %d of %d students", reason, offset, len(ids)
                         )
                         return
-                    batch = ids[offset : offset + settings.batch_size]
+                    batch = ids[offset : offset + pacer.batch_size(settings.batch_size)]
+                    offset += len(batch)
                     self.phase = "reading student state"
                     with db.errors_as(self.phase):
                         states = students.load_states(
@@ -277,15 +314,32 @@ class _Run:
                         self.clock,
                     )
                     self.phase = "writing results"
+                    handed += rows.row_count
                     if writer:
                         writer.submit(rows)
                     else:
-                        summary.count(rows)
+                        self.done(rows)
                 if writer:
                     writer.wait()
             finally:
                 if writer:
                     writer.close()
+                if server:
+                    server.close()
+
+    def done(self, rows: evaluate.BatchRows) -> None:
+        """A batch is done: committed (told by the writer), or evaluated in a dry run."""
+        summary = self.summary
+        summary.count(rows)
+        if self.on_batch:
+            self.on_batch(
+                summary.students_processed, summary.students_found, summary.pacing_wait_ms / 1000
+            )
+
+    def note_pacing(self, pacer: pacing.Pacer) -> None:
+        self.summary.pacing_waits = pacer.waits.count
+        self.summary.pacing_wait_ms = round(pacer.waits.total_s * 1000, 2)
+        self.paced = pacer.summary()
 
     def finish(self, conn: Any) -> None:
         summary = self.summary

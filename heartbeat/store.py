@@ -160,10 +160,25 @@ def prepare(conn: Any) -> Any:
 CACHE_SIZE = 20_000
 
 
-def write_batch(conn: Any, tables: db.Tables, rows: BatchRows) -> None:
+class _Counting(pymysql.cursors.Cursor):  # type: ignore[misc] # PyMySQL has no types
+    """A cursor that adds up the length of the statements it sends (``sent``), for
+    pacing's ``max_bytes_per_second`` (characters: bytes for the ASCII of SQL)."""
+
+    sent = 0
+
+    def execute(self, query: str, args: Any = None) -> int:
+        if args is not None:
+            query = self.mogrify(query, args)
+        self.sent += len(query)
+        rows: int = super().execute(query)
+        return rows
+
+
+def write_batch(conn: Any, tables: db.Tables, rows: BatchRows) -> int:
     """One batch in one transaction: PyMySQL's ``executemany`` sends the rows as
-    multi-row INSERTs of at most ``max_stmt_length`` (1 MB) each."""
-    with conn.cursor() as cur:
+    multi-row INSERTs of at most ``max_stmt_length`` (1 MB) each. Returns the length of
+    the SQL sent."""
+    with conn.cursor(_Counting) as cur:
         if rows.evaluations:
             cur.executemany(
                 f"INSERT INTO {tables.evaluation_log} ({', '.join(schema.EVALUATION_COLUMNS)})"
@@ -176,7 +191,9 @@ def write_batch(conn: Any, tables: db.Tables, rows: BatchRows) -> None:
                 f" VALUES ({', '.join(['%s'] * len(schema.EVENT_COLUMNS))})",
                 rows.events,
             )
+        sent: int = cur.sent
     conn.commit()
+    return sent
 
 
 class Writer:
@@ -203,7 +220,7 @@ class Writer:
 
     def _write(self, rows: BatchRows) -> None:
         with db.errors_as("writing results"):
-            write_batch(self.conn, self.tables, rows)
+            rows.sent = write_batch(self.conn, self.tables, rows)
 
     def submit(self, rows: BatchRows) -> None:
         self.wait()

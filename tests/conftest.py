@@ -89,8 +89,14 @@ class Site:
             heartbeat=HeartbeatConfig(**settings),
         )
 
-    def write_ini(self, password: Optional[str] = DB_PASSWORD, **heartbeat: Any) -> Path:
-        """The INI file the CLI reads, mode 0600 (it may hold the password)."""
+    def write_ini(
+        self,
+        password: Optional[str] = DB_PASSWORD,
+        sections: Optional[dict[str, dict[str, Any]]] = None,
+        **heartbeat: Any,
+    ) -> Path:
+        """The INI file the CLI reads, mode 0600 (it may hold the password); ``sections``
+        adds others (``{"pacing": {"max_threads_running": 3}}``)."""
         settings = {"lock_file": self.lock_file, **self.heartbeat, **heartbeat}
         lines = [
             "[database]",
@@ -103,6 +109,9 @@ class Site:
             lines.append(f"password = {password}")
         lines.append("[heartbeat]")
         lines += [f"{key} = {value}" for key, value in settings.items()]
+        for section, values in (sections or {}).items():
+            lines.append(f"[{section}]")
+            lines += [f"{key} = {value}" for key, value in values.items()]
         path = self.tmp / "heartbeat.ini"
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         path.chmod(0o600)

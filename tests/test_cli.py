@@ -60,7 +60,15 @@ def test_json_summary(demo_site: Site) -> None:
     result = demo_site.cli("run", "--json")
     assert result.returncode == 0
     summary = json.loads(result.stdout)
-    assert set(summary) == {"run_id", "status", "students_processed", "errors", "duration_ms"}
+    assert set(summary) == {
+        "run_id",
+        "status",
+        "students_processed",
+        "errors",
+        "duration_ms",
+        "pacing_waits",
+        "pacing_wait_ms",
+    }
     assert (summary["status"], summary["students_processed"], summary["errors"]) == (
         "success",
         8,

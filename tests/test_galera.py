@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import re
 import shutil
 import subprocess
 import threading
@@ -219,3 +220,52 @@ def test_prunes_on_both_nodes_at_once_delete_everything_and_exit_0(sites: list[S
     ]
     assert sum(deleted) == 3000, outputs
     _wait_replicated(sites, "SELECT COUNT(*) FROM mdl_alt42_scenario_evaluation_log", 0)
+
+
+def test_flow_control_makes_the_run_wait(sites: list[Site]) -> None:
+    """Real flow control: node 2's applier waits behind a LOCK TABLES, its receive queue
+    fills and it pauses the whole cluster. A run on node 1 (its writes spread over about
+    2 s) reads the pause (wsrep_flow_control_paused_ns) between batches, waits while the
+    cluster is paused, and goes on once node 2 is unlocked."""
+    first, second = sites
+    first.execute("CREATE TABLE mdl_flow_block (id INT AUTO_INCREMENT PRIMARY KEY, v INT)")
+    _wait_replicated(sites, "SELECT COUNT(*) FROM mdl_flow_block", 0)
+    ini = first.write_ini(
+        sections={"pacing": {"max_rows_per_second": 24, "max_flow_control_percent": 10}}
+    )
+    job = start_cli("--config", str(ini), "run", "--progress", "--verbose")
+    assert job.stdout is not None
+    locker = second.conn()
+    neighbour = first.conn()
+    writes = threading.Thread(
+        target=lambda: [
+            neighbour.cursor().execute("INSERT INTO mdl_flow_block (v) VALUES (%s)", (n,))
+            for n in range(60)
+        ],
+        daemon=True,
+    )
+    lines = []
+    try:
+        for line in job.stdout:
+            lines.append(line)
+            if "] Progress: " in line and not writes.is_alive() and not writes.ident:
+                with locker.cursor() as cur:
+                    cur.execute(f"LOCK TABLES {first.prefix}flow_block WRITE")
+                writes.start()  # node 2 cannot apply them: its queue fills, it pauses all
+                time.sleep(3)
+                with locker.cursor() as cur:
+                    cur.execute("UNLOCK TABLES")
+        job.wait(timeout=120)
+    finally:
+        locker.close()
+        writes.join(timeout=60)
+        neighbour.close()
+        if job.poll() is None:
+            job.kill()
+        first.execute("DROP TABLE mdl_flow_block")
+    out = "".join(lines)
+    assert job.returncode == 0, out
+    assert "Completed: 8 processed, 0 errors" in out
+    assert re.search(r"\] Pacing: waiting \(Galera flow control \d+% > 10%\)", out), out
+    assert re.search(r"paced [0-9.]+ s \(\d+ load waits, [0-9.]+ s: Galera flow control", out)
+    _empty_the_log_tables(sites)

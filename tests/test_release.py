@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -12,6 +13,14 @@ import pytest
 
 from heartbeat import __version__
 from tests.conftest import ROOT, run_cli
+
+
+def tool(name: str) -> str:
+    """An Ansible command of this Python's environment (the pinned .venv), also when
+    pytest runs without .venv/bin on PATH."""
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.exists() else name
+
 
 SEMVER = re.compile(r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)")
 
@@ -52,7 +61,15 @@ def test_every_place_says_the_same_oldest_ansible_core() -> None:
 def collection(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("collection")
     subprocess.run(
-        ["ansible-galaxy", "collection", "build", "--force", "--output-path", str(out), str(ROOT)],
+        [
+            tool("ansible-galaxy"),
+            "collection",
+            "build",
+            "--force",
+            "--output-path",
+            str(out),
+            str(ROOT),
+        ],
         check=True,
         capture_output=True,
         timeout=300,
@@ -85,7 +102,7 @@ def test_the_collection_carries_the_role_the_playbooks_and_the_job(collection: P
 def test_the_installed_collection_is_used_by_its_fqcn(collection: Path, tmp_path: Path) -> None:
     installed = tmp_path / "collections"
     subprocess.run(
-        ["ansible-galaxy", "collection", "install", str(collection), "-p", str(installed)],
+        [tool("ansible-galaxy"), "collection", "install", str(collection), "-p", str(installed)],
         check=True,
         capture_output=True,
         timeout=300,
@@ -99,7 +116,7 @@ def test_the_installed_collection_is_used_by_its_fqcn(collection: Path, tmp_path
         encoding="utf-8",
     )
     result = subprocess.run(
-        ["ansible-playbook", "-i", "localhost,", "--syntax-check", str(playbook)],
+        [tool("ansible-playbook"), "-i", "localhost,", "--syntax-check", str(playbook)],
         capture_output=True,
         text=True,
         timeout=300,

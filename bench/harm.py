@@ -1,0 +1,318 @@
+"""What a run does to the Moodle site beside it: a neighbour's latency, unpaced and paced.
+
+    .venv/bin/python bench/harm.py                      # N = 10,000 and 100,000
+    .venv/bin/python bench/harm.py --sizes 10000 --no-doc
+
+Starts its own MariaDB (the tests' settings), and per N loads the population of
+``bench/population.py`` and the neighbour's tables, then starts the neighbour
+(``bench/neighbour.py``: 200 statements per second over 4 connections, point reads and
+small writes on ``mdl_user``, ``mdl_sessions`` and ``mdl_logstore_standard_log``) and,
+while it runs, in one sequence on the same server:
+
+1. idle: the neighbour alone;
+2. unpaced: the job with every ``[pacing]`` check off;
+3. paced: the job with the default ``[pacing]`` (plus ``--paced KEY=VALUE``);
+4. idle again.
+
+The neighbour's latency (from each statement's intended start, so stalls count in
+full) is summed up per phase (p50, p99, max) next to the job's wall time, and drawn
+over time with the job's batches marked (``docs/neighbour-<N>.png``). The table goes
+into the neighbour section of ``docs/performance.md`` (``--no-doc`` to skip).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display: before pyplot is imported
+from matplotlib import pyplot
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench import floor, neighbour, population  # noqa: E402
+from tests.mariadb_server import MariaDBServer  # noqa: E402
+
+USER = "alt42harm"
+PASSWORD = "harm-only-Pw-7"  # noqa: S105 - a throw-away server of the bench's own
+PREFIX = "mdl_"
+UNPACED = {
+    "max_threads_running": "0",
+    "max_flow_control_percent": "0",
+    "max_recv_queue": "0",
+    "max_rows_per_second": "0",
+    "max_bytes_per_second": "0",
+}
+DOC_BEGIN = "<!-- neighbour:begin (bench/harm.py) -->"
+DOC_END = "<!-- neighbour:end -->"
+
+
+@dataclass
+class Phase:
+    name: str
+    start: float
+    end: float = 0.0
+    job_s: Optional[float] = None
+    batches: list[float] = field(default_factory=list)  # when each progress line came
+    summary: str = ""  # the job's "Completed: ..." line
+    latencies: list[float] = field(default_factory=list)
+
+    def percentile(self, share: float) -> float:
+        ordered = sorted(self.latencies)
+        if not ordered:
+            return float("nan")
+        return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+@dataclass
+class Size:
+    n: int
+    phases: list[Phase]
+    samples: list[tuple[float, float, str]]
+    origin: float
+
+
+class Harm:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.tmp = Path(tempfile.mkdtemp(prefix="alt42-harm-"))
+        self.server = MariaDBServer(str(self.tmp / "mariadb"))
+
+    def say(self, message: str) -> None:
+        print(f"[{dt.datetime.now(dt.timezone.utc):%H:%M:%S}] {message}", flush=True)
+
+    def ini(self, database: str, pacing: dict[str, str], batch_size: int = 0) -> Path:
+        lines = [
+            "[database]",
+            f"socket = {self.server.socket}",
+            f"name = {database}",
+            f"user = {USER}",
+            f"password = {PASSWORD}",
+            f"prefix = {PREFIX}",
+            "[heartbeat]",
+            f"lock_file = {self.tmp / 'heartbeat.lock'}",
+            *([f"batch_size = {batch_size}"] if batch_size else []),
+            "[pacing]",
+            *(f"{key} = {value}" for key, value in pacing.items()),
+        ]
+        path = self.tmp / f"{database}-{abs(hash((batch_size, *pacing.items())))}.ini"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        path.chmod(0o600)
+        return path
+
+    def job(self, ini: Path, *args: str) -> subprocess.Popen[str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("ALT42_", "PYTHON"))}
+        env["PYTHONPATH"] = str(ROOT)
+        return subprocess.Popen(
+            [sys.executable, "-m", "heartbeat", "--config", str(ini), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+            cwd=self.tmp,
+        )
+
+    def run_phase(self, phase: Phase, ini: Path) -> None:
+        proc = self.job(ini, "run", "--force", "--progress")
+        assert proc.stdout is not None
+        lines = []
+        for line in proc.stdout:
+            lines.append(line.rstrip("\n"))
+            if "] Progress: " in line:
+                phase.batches.append(time.time())
+            elif "] Completed: " in line or "] Aborted: " in line:
+                phase.summary = line.split("] ", 1)[1].strip()
+        code = proc.wait()
+        phase.end = time.time()
+        phase.job_s = phase.end - phase.start
+        if code != 0:
+            raise RuntimeError(f"job exited {code}: " + "\n".join(lines[-10:]))
+
+    def measure(self, n: int) -> Size:
+        database = f"alt42_harm_{n}"
+        self.server.create_database(database, prefix=PREFIX)
+        ini_unpaced = self.ini(database, UNPACED)
+        paced = dict(item.split("=", 1) for item in self.args.paced)
+        ini_paced = self.ini(database, paced, self.args.paced_batch_size)
+        migrate = self.job(ini_unpaced, "migrate")
+        if migrate.wait() != 0:
+            raise RuntimeError("migrate failed")
+        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        with self.server.connect(database, local_infile=True) as conn:
+            conn.autocommit(False)
+            population.load(conn, n, now)
+            neighbour.create_tables(conn, n)
+        self.say(f"N={n:,}: population and neighbour tables loaded")
+        out = self.tmp / f"neighbour-{n}.txt"
+        load = subprocess.Popen(
+            [
+                sys.executable, "-m", "bench.neighbour", "--socket", self.server.socket,
+                "--database", database, "--user", USER, "--out", str(out),
+                "--rate", str(self.args.rate), "--connections", str(self.args.connections),
+                "--users", str(n),
+            ],
+            env={**os.environ, "NEIGHBOUR_PASSWORD": PASSWORD, "PYTHONPATH": str(ROOT)},
+            cwd=ROOT,
+        )  # fmt: skip
+        origin = time.time()
+        time.sleep(self.args.warmup)
+        phases = []
+        try:
+            for name, ini in (("idle", None), ("unpaced", ini_unpaced), ("paced", ini_paced),
+                              ("idle after", None)):  # fmt: skip
+                phase = Phase(name, time.time())
+                if ini is None:
+                    time.sleep(self.args.idle)
+                    phase.end = time.time()
+                else:
+                    self.run_phase(phase, ini)
+                    self.say(f"N={n:,}: {name}: {phase.job_s:.1f} s; {phase.summary}")
+                    self.truncate(database)
+                    time.sleep(self.args.gap)
+                phases.append(phase)
+        finally:
+            load.send_signal(signal.SIGTERM)
+            load.wait(timeout=120)
+        samples = []
+        for line in out.read_text(encoding="utf-8").splitlines():
+            intended, latency, kind = line.split()
+            samples.append((float(intended), float(latency), kind))
+        for phase in phases:
+            phase.latencies = [lat for t, lat, _ in samples if phase.start <= t < phase.end]
+        self.server.connect().cursor().execute(f"DROP DATABASE `{database}`")
+        return Size(n, phases, samples, origin)
+
+    def truncate(self, database: str) -> None:
+        with self.server.connect(database) as conn, conn.cursor() as cur:
+            for table in floor.COLUMNS:
+                cur.execute(f"TRUNCATE TABLE `{PREFIX}{table}`")
+
+    def main(self) -> list[Size]:
+        self.server.start()
+        try:
+            self.server.create_user(USER, PASSWORD, "GRANT ALL ON `alt42\\_harm%`.* TO {user}")
+            with self.server.connect() as conn, conn.cursor() as cur:
+                cur.execute("SELECT VERSION()")
+                self.mariadb_version = str(cur.fetchone()[0])
+            return [self.measure(n) for n in self.args.sizes]
+        finally:
+            self.server.destroy()
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def table(sizes: list[Size]) -> str:
+    lines = [
+        "| N | phase | neighbour p50 ms | p99 ms | max ms | p99 / idle p99 | statements |"
+        " job wall s | the job's summary line |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for size in sizes:
+        idle = size.phases[0].percentile(0.99)
+        for phase in size.phases:
+            p99 = phase.percentile(0.99)
+            job = f"{phase.job_s:.1f}" if phase.job_s is not None else ""
+            lines.append(
+                f"| {size.n:,} | {phase.name} | {phase.percentile(0.5):.2f} | {p99:.2f} |"
+                f" {max(phase.latencies, default=float('nan')):.1f} | {p99 / idle:.2f}x |"
+                f" {len(phase.latencies):,} | {job} | {phase.summary} |"
+            )
+    return "\n".join(lines)
+
+
+def plot(size: Size, path: Path) -> None:
+    """Latency over time (log scale), the job's runs shaded, each batch a tick."""
+    figure, axes = pyplot.subplots(figsize=(11, 4.2), dpi=100)
+    xs = [t - size.origin for t, _, _ in size.samples]
+    ys = [max(lat, 0.01) for _, lat, _ in size.samples]
+    axes.scatter(xs, ys, s=2, color="#1f4e79", alpha=0.5, linewidths=0, label="neighbour statement")
+    colours = {"unpaced": "#d62728", "paced": "#2ca02c"}
+    for phase in size.phases:
+        if phase.name not in colours:
+            continue
+        colour = colours[phase.name]
+        axes.axvspan(phase.start - size.origin, phase.end - size.origin, color=colour,
+                     alpha=0.08, label=f"job {phase.name} ({phase.job_s:.0f} s)")  # fmt: skip
+        for moment in phase.batches:
+            axes.axvline(moment - size.origin, ymin=0.0, ymax=0.04, color=colour, linewidth=0.6)
+    axes.set_yscale("log")
+    axes.set_xlabel("seconds (ticks at the bottom: a batch committed)")
+    axes.set_ylabel("neighbour latency, ms")
+    axes.set_title(f"A Moodle-like neighbour while the job runs, N = {size.n:,}")
+    axes.legend(loc="upper right", fontsize=8, markerscale=4)
+    figure.tight_layout()
+    figure.savefig(path)
+    pyplot.close(figure)
+
+
+def document(sizes: list[Size], args: argparse.Namespace, mariadb: str) -> str:
+    paced = ", ".join(args.paced) if args.paced else "the defaults"
+    lines = [
+        DOC_BEGIN,
+        f"Measured {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC by `bench/harm.py` on"
+        f" {platform.node() or 'this machine'} ({os.cpu_count()} CPUs, MariaDB {mariadb}):"
+        f" the neighbour sends {args.rate:.0f} statements/s over {args.connections}"
+        f" connections; paced = `[pacing]` {paced}; unpaced = every check off.",
+        "",
+        table(sizes),
+        "",
+        *(f"![neighbour latency, N = {s.n:,}](neighbour-{s.n}.png)" for s in sizes),
+        DOC_END,
+    ]
+    return "\n".join(lines)
+
+
+def write_doc(path: Path, block: str) -> None:
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    if DOC_BEGIN in text and DOC_END in text:
+        before, rest = text.split(DOC_BEGIN, 1)
+        after = rest.split(DOC_END, 1)[1]
+        text = before + block + after
+    else:
+        text = text.rstrip("\n") + "\n\n## The site beside the job\n\n" + block + "\n"
+    path.write_text(text, encoding="utf-8")
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--rate", type=float, default=200.0)
+    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--idle", type=float, default=20.0, help="seconds of each idle phase")
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--gap", type=float, default=5.0, help="seconds between phases")
+    parser.add_argument("--paced", action="append", default=[], metavar="KEY=VALUE",
+                        help="a [pacing] key for the paced run (repeatable)")  # fmt: skip
+    parser.add_argument("--paced-batch-size", type=int, default=0,
+                        help="[heartbeat] batch_size of the paced run")  # fmt: skip
+    parser.add_argument("--doc", default=str(ROOT / "docs" / "performance.md"))
+    parser.add_argument("--no-doc", action="store_true")
+    args = parser.parse_args(argv)
+    args.sizes = [int(n) for n in args.sizes.split(",")]
+    harm = Harm(args)
+    sizes = harm.main()
+    print(table(sizes))
+    if not args.no_doc:
+        doc = Path(args.doc)
+        for size in sizes:
+            plot(size, doc.parent / f"neighbour-{size.n}.png")
+        write_doc(doc, document(sizes, args, harm.mariadb_version))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,383 @@
+"""Pacing: spending the interval kindly on a database the Moodle site shares.
+
+Between two batches the run looks at the server (one ``SHOW GLOBAL STATUS``): while it
+is loaded past a limit of ``[pacing]`` it waits and looks again, as gh-ost's
+``--max-load`` and ``--max-lag-millis`` do:
+
+* ``Threads_running`` (statements executing right now, the job's own look included);
+* on MariaDB Galera, the share of time the cluster spent paused by flow control since
+  the last look (``wsrep_flow_control_paused_ns``, as pt-online-schema-change's
+  ``--max-flow-ctl``) and this node's receive queue (``wsrep_local_recv_queue``);
+* with ``replica`` set, that replica's lag (``SHOW REPLICA STATUS``; a replica that is
+  not replicating has no lag to wait out, so it counts as over the limit).
+
+Besides, the run spreads its writes so that on average it writes no more than
+``max_rows_per_second`` rows (and ``max_bytes_per_second`` bytes of SQL): it sleeps
+before a batch that would come early. That spread never costs the deadline: when the
+students left could not be written by the deadline's last quarter at the capped rate,
+the rate is raised just enough. A load wait has no such way out: when the next look
+would come after the deadline, the run stops as at its deadline (the batch in hand
+committed, exit 4), and the line says that pacing held it back, on what and how long.
+
+Every wait is logged (``--verbose``), counted (the summary line, ``run --json``, the
+metrics). :func:`over_limits` is pure; :class:`Server` reads the values; :class:`Pacer`
+decides and waits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+from heartbeat import db
+from heartbeat.config import DatabaseConfig, PacingConfig
+from heartbeat.errors import DatabaseError
+
+log = logging.getLogger(__name__)
+
+#: Seconds between two looks at the server while waiting.
+LOOK_EVERY_S = 1.0
+#: The rate spread aims to be done by this share of the deadline (the rest is slack for
+#: load waits and the last batches).
+SPREAD_SHARE = 0.75
+#: While the rate is capped, a batch is about this many seconds of the capped writes.
+STEP_S = 0.1
+#: The longest single sleep: signals and the deadline are looked at in between.
+NAP_S = 0.2
+
+REPLICA_FIX = (
+    "; the job's user must reach the replica with the same password and hold REPLICA"
+    " MONITOR there (MySQL: REPLICATION CLIENT), or remove [pacing] replica"
+)
+STATUS_NAMES = ("Threads_running", "wsrep_flow_control_paused_ns", "wsrep_local_recv_queue")
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One look at the server; None: not known there (no Galera, no replica set)."""
+
+    threads_running: Optional[int] = None
+    flow_control_percent: Optional[float] = None  # since the previous look
+    recv_queue: Optional[int] = None
+    replica_lag_s: Optional[float] = None  # inf: the replica is not replicating
+
+
+def over_limits(reading: Reading, limits: PacingConfig) -> list[tuple[str, str]]:
+    """Each limit ``reading`` is past: (the check, ``"Threads_running 40 > 25"``); a
+    limit of 0 is no limit."""
+    checks = (
+        ("Threads_running", reading.threads_running, limits.max_threads_running, "{:.0f}"),
+        (
+            "Galera flow control",
+            reading.flow_control_percent,
+            limits.max_flow_control_percent,
+            "{:.0f}%",
+        ),
+        ("wsrep_local_recv_queue", reading.recv_queue, limits.max_recv_queue, "{:.0f}"),
+        ("replica lag", reading.replica_lag_s, limits.max_replica_lag_seconds, "{:.0f} s"),
+    )
+    found = []
+    for name, value, limit, form in checks:
+        if limit and value is not None and value > limit:
+            shown = "not replicating" if value == float("inf") else form.format(value)
+            found.append((name, f"{name} {shown} > {form.format(limit)}"))
+    return found
+
+
+def describe(reading: Reading, limits: PacingConfig, replica: str = "") -> str:
+    """What ``check`` says about pacing: each value read and its limit, the rate."""
+    parts = []
+    if reading.threads_running is not None:
+        parts.append(
+            f"Threads_running {reading.threads_running}{_limit(limits.max_threads_running)}"
+        )
+    if reading.recv_queue is not None:
+        parts.append(
+            f"Galera: wsrep_local_recv_queue {reading.recv_queue}{_limit(limits.max_recv_queue)},"
+            f" flow control{_limit(limits.max_flow_control_percent, '%')}"
+        )
+    if reading.replica_lag_s is not None:
+        lag = reading.replica_lag_s
+        shown = "not replicating" if lag == float("inf") else f"{lag:.0f} s behind"
+        parts.append(f"{replica} {shown}{_limit(limits.max_replica_lag_seconds, ' s')}")
+    rates = []
+    if limits.max_rows_per_second:
+        rates.append(f"{limits.max_rows_per_second:,} rows/s")
+    if limits.max_bytes_per_second:
+        rates.append(f"{limits.max_bytes_per_second:,} bytes/s")
+    parts.append("writes at most " + " and ".join(rates) if rates else "writes not capped")
+    text = "; ".join(parts)
+    over = over_limits(reading, limits)
+    if over:
+        text += f" (a run would wait now: {_said(over)})"
+    return text
+
+
+def _limit(limit: int, unit: str = "") -> str:
+    return f" (waits above {limit}{unit})" if limit else " (not watched)"
+
+
+def _said(reasons: list[tuple[str, str]]) -> str:
+    return "; ".join(text for _, text in reasons)
+
+
+class Server:
+    """Reads the values the limits are about: the job's own server, and the replica."""
+
+    def __init__(
+        self,
+        conn: Any,
+        database: DatabaseConfig,
+        limits: PacingConfig,
+        statement_timeout: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.conn = conn
+        self.clock = clock
+        self.replica: Optional[Any] = None
+        self.replica_where = ""
+        self._paused: Optional[tuple[float, int]] = None  # (when, paused ns) last look
+        if limits.replica is not None:
+            host, port = limits.replica
+            self.replica_where = f"replica {host}:{port}"
+            target = dataclasses.replace(database, host=host, port=port, socket=None)
+            try:
+                self.replica = db.connect(target, statement_timeout)
+            except DatabaseError as exc:
+                raise DatabaseError(f"{exc} ([pacing] replica){REPLICA_FIX}") from None
+
+    def read(self) -> Reading:
+        with db.errors_as("reading the server's load (pacing)"), self.conn.cursor() as cur:
+            cur.execute("SHOW GLOBAL STATUS WHERE Variable_name IN (%s, %s, %s)", STATUS_NAMES)
+            values = {str(name).lower(): str(value) for name, value in cur.fetchall()}
+            self.conn.commit()
+        now = self.clock()
+        paused = _int(values.get("wsrep_flow_control_paused_ns"))
+        percent = None
+        if paused is not None:
+            if self._paused is not None and now > self._paused[0]:
+                elapsed_ns = (now - self._paused[0]) * 1e9
+                percent = min(100.0, 100.0 * (paused - self._paused[1]) / elapsed_ns)
+            self._paused = (now, paused)
+        return Reading(
+            threads_running=_int(values.get("threads_running")),
+            flow_control_percent=percent,
+            recv_queue=_int(values.get("wsrep_local_recv_queue")),
+            replica_lag_s=self.replica_lag(),
+        )
+
+    def replica_lag(self) -> Optional[float]:
+        if self.replica is None:
+            return None
+        try:
+            with db.errors_as(f"reading the lag of {self.replica_where} (pacing)"):
+                with self.replica.cursor() as cur:
+                    cur.execute("SHOW REPLICA STATUS")
+                    row = cur.fetchone()
+                    names = [column[0] for column in cur.description or ()]
+                self.replica.commit()
+        except DatabaseError as exc:
+            raise DatabaseError(f"{exc}{REPLICA_FIX}") from None
+        if row is None:
+            return float("inf")  # not a replica (any more)
+        status = dict(zip(names, row))
+        lag = status.get("Seconds_Behind_Master", status.get("Seconds_Behind_Source"))
+        return float("inf") if lag is None else float(lag)
+
+    def close(self) -> None:
+        if self.replica is not None:
+            db.close_quietly(self.replica)
+
+
+def _int(text: Optional[str]) -> Optional[int]:
+    try:
+        return None if text is None else int(text)
+    except ValueError:
+        return None
+
+
+@dataclass
+class Waits:
+    """How pacing held the run back: load waits (count, seconds, why) and spread."""
+
+    count: int = 0
+    load_s: float = 0.0
+    spread_s: float = 0.0
+    reasons: dict[str, float] = field(default_factory=dict)  # check name -> seconds
+
+    @property
+    def total_s(self) -> float:
+        return self.load_s + self.spread_s
+
+
+class Pacer:
+    """Decides, before each batch, whether the run goes on now, later, or stops."""
+
+    def __init__(
+        self,
+        limits: PacingConfig,
+        server: Server,
+        stop_requested: Callable[[], Optional[str]],
+        deadline: float,
+        max_minutes: int,
+        writes: bool = True,
+        rows_per_student: int = 6,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.limits = limits
+        self.writes = writes
+        self.rows_per_student = rows_per_student
+        self.server = server
+        self.stop_requested = stop_requested
+        self.deadline = deadline
+        self.max_minutes = max_minutes
+        self.clock = clock
+        self.sleep = sleep
+        self.started = clock()
+        self.waits = Waits()
+        self._done = (0, 0, 0, 0)  # the figures of the last before_batch
+        self._raised_rate = False
+        self.checks_load = any(
+            (
+                limits.max_threads_running,
+                limits.max_flow_control_percent,
+                limits.max_recv_queue,
+                limits.replica is not None and limits.max_replica_lag_seconds,
+            )
+        )
+        if self.checks_load:
+            server.read()  # the first flow-control figure is a difference to this one
+
+    def before_batch(
+        self, students_done: int, students_total: int, handed: int, sent: int, written: int
+    ) -> Optional[str]:
+        """Wait as long as the limits say; a reason to stop the run, or None to go on.
+
+        ``handed`` rows of ``students_done`` of ``students_total`` students went to the
+        writer so far; of them, ``written`` are committed, by ``sent`` bytes of SQL.
+        """
+        size = sent * handed // written if written else 0
+        self._done = (students_done, students_total, handed, size)
+        reason = self.spread(*self._done)
+        if reason is None and self.checks_load:
+            reason = self.wait_for_load()
+        return reason
+
+    # ------------------------------------------------------------------ the load
+    def wait_for_load(self) -> Optional[str]:
+        reasons = over_limits(self.server.read(), self.limits)
+        if not reasons:
+            return None
+        began = self.clock()
+        self.waits.count += 1
+        log.debug("Pacing: waiting (%s)", _said(reasons))
+        while reasons:
+            if self.clock() + LOOK_EVERY_S > self.deadline:
+                waited = self.clock() - began
+                self._count_load(reasons, waited)
+                return (
+                    f"pacing held the run back {self.waits.load_s:.0f} s, the last wait"
+                    f" {waited:.0f} s on {_said(reasons)}; deadline of"
+                    f" {self.max_minutes} min reached"
+                )
+            stop = self.nap_until(self.clock() + LOOK_EVERY_S)
+            if stop:
+                self._count_load(reasons, self.clock() - began)
+                return stop
+            latest = over_limits(self.server.read(), self.limits)
+            if not latest:
+                break
+            reasons = latest
+        waited = self.clock() - began
+        self._count_load(reasons, waited)
+        log.debug("Pacing: going on after %.1f s", waited)
+        return None
+
+    def _count_load(self, reasons: list[tuple[str, str]], seconds: float) -> None:
+        self.waits.load_s += seconds
+        for name, _ in reasons:
+            self.waits.reasons[name] = self.waits.reasons.get(name, 0.0) + seconds
+
+    # ------------------------------------------------------------------ the rate
+    def plan(self, students_done: int, students_total: int, rows: int, size: int) -> float:
+        """How long the whole run takes at the capped rate, in seconds (0: no cap), from
+        what was written so far; never more than the deadline allows."""
+        limits = self.limits
+        if not self.writes or not (limits.max_rows_per_second or limits.max_bytes_per_second):
+            return 0.0
+        if students_done:
+            rows_total = rows * students_total / students_done
+            size_total = size * students_total / students_done
+        else:  # before the first batch: the rows a student usually gets, bytes unknown
+            rows_total, size_total = students_total * self.rows_per_student, 0.0
+        span = 0.0
+        if limits.max_rows_per_second:
+            span = rows_total / limits.max_rows_per_second
+        if limits.max_bytes_per_second:
+            span = max(span, size_total / limits.max_bytes_per_second)
+        budget = (self.deadline - self.started) * SPREAD_SHARE
+        if span > budget:
+            if not self._raised_rate:
+                self._raised_rate = True
+                log.info(
+                    "Pacing: writing faster than [pacing] allows, to be done within %d min:"
+                    " %d students at the capped rate would take %.0f s",
+                    self.max_minutes,
+                    students_total,
+                    span,
+                )
+            span = budget
+        return span
+
+    def batch_size(self, configured: int) -> int:
+        """Students in the next batch: ``configured``, or, while the rate is capped, what
+        the cap writes in ``STEP_S`` (many small batches spread the writes evenly; a
+        batch of 1000 students is a burst of writes the neighbours feel)."""
+        students_total = self._done[1]
+        span = self.plan(*self._done)
+        if not span:
+            return configured
+        return max(1, min(configured, round(students_total / span * STEP_S)))
+
+    def spread(
+        self, students_done: int, students_total: int, rows: int, size: int
+    ) -> Optional[str]:
+        """Sleep until the rows (bytes) written so far fit the capped rate."""
+        span = self.plan(students_done, students_total, rows, size)
+        if not span or not students_done:
+            return None
+        due = self.started + span * students_done / students_total
+        if due <= self.clock():
+            return None
+        began = self.clock()
+        stop = self.nap_until(due)
+        self.waits.spread_s += self.clock() - began
+        return stop
+
+    def nap_until(self, moment: float) -> Optional[str]:
+        """Sleep until ``moment`` in short naps; a reason to stop if one came up."""
+        while True:
+            stop = self.stop_requested()
+            if stop:
+                return stop
+            left = moment - self.clock()
+            if left <= 0:
+                return None
+            self.sleep(min(NAP_S, left))
+
+    def summary(self) -> str:
+        """``paced 12.0 s (Threads_running: 2 waits, 3.1 s; spread 8.9 s)``, or ""."""
+        waits = self.waits
+        if waits.total_s < 0.05 and not waits.count:
+            return ""
+        parts = []
+        if waits.count:
+            why = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in waits.reasons.items())
+            parts.append(f"{waits.count} load waits, {waits.load_s:.1f} s: {why}")
+        if waits.spread_s >= 0.05:
+            parts.append(f"spread {waits.spread_s:.1f} s")
+        return f"paced {waits.total_s:.1f} s ({'; '.join(parts)})"

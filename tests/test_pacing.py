@@ -1,0 +1,350 @@
+"""Pacing ([pacing], heartbeat/pacing.py) against real load on a real MariaDB.
+
+The load is real statements: connections running ``SELECT SLEEP(n)`` are what
+``Threads_running`` counts; a replica is a second mariadbd replicating from a primary
+with a delay; Galera flow control comes from a node whose applier waits behind a
+``LOCK TABLES`` (in tests/test_galera.py, next to the cluster fixture).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from heartbeat import pacing
+from heartbeat.config import PacingConfig
+from tests.conftest import DB_PASSWORD, DB_USER, Site, make_site, start_cli
+from tests.mariadb_server import MariaDBServer
+from tests.test_faults import add_students
+
+SCENARIOS = 5
+PAUSED = re.compile(r"paced ([0-9.]+) s \((\d+) load waits, ([0-9.]+) s: (.*?)\)")
+
+
+class Sleepers:
+    """``count`` connections each running ``SELECT SLEEP(seconds)``: Threads_running
+    counts them while they run. ``stop`` kills them early."""
+
+    def __init__(self, server: MariaDBServer, count: int, seconds: float) -> None:
+        self.server = server
+        self.connections = [server.connect() for _ in range(count)]
+        self.threads = [
+            threading.Thread(target=self._sleep, args=(conn, seconds), daemon=True)
+            for conn in self.connections
+        ]
+
+    @staticmethod
+    def _sleep(conn: Any, seconds: float) -> None:
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT SLEEP(%s)", (seconds,))
+        except Exception:  # noqa: BLE001, S110 - killed by stop(): that is the point
+            pass
+
+    def start(self) -> Sleepers:
+        for thread in self.threads:
+            thread.start()
+        deadline = time.monotonic() + 10
+        while self.running() < len(self.threads) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert self.running() >= len(self.threads)
+        return self
+
+    def running(self) -> int:
+        with self.server.connect() as conn, conn.cursor() as cur:
+            cur.execute(
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST"
+                " WHERE INFO LIKE 'SELECT SLEEP%%'"
+            )
+            return int(cur.fetchone()[0])
+
+    def stop(self) -> None:
+        with self.server.connect() as conn, conn.cursor() as cur:
+            for sleeper in self.connections:
+                cur.execute("KILL %s", (sleeper.thread_id(),))
+        for thread in self.threads:
+            thread.join(timeout=10)
+
+
+def summary_line(output: str) -> str:
+    [line] = [ln for ln in output.splitlines() if "] Completed: " in ln or "] Aborted: " in ln]
+    return line
+
+
+def test_a_busy_server_makes_the_run_wait_then_go_on(demo_site: Site, tmp_path: Path) -> None:
+    """Six statements running (limit 3): the run waits before its first batch, looks
+    again every second, goes on once they ended; the wait is in the --verbose lines, in
+    the summary line and in the metrics."""
+    metrics = tmp_path / "heartbeat.prom"
+    demo_site.write_ini(
+        sections={
+            "pacing": {"max_threads_running": 3},
+            "monitoring": {"metrics_file": metrics},
+        },
+        batch_size=2,
+    )
+    sleepers = Sleepers(demo_site.server, 6, 3).start()
+    try:
+        result = demo_site.cli("run", "--verbose")
+    finally:
+        sleepers.stop()
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert re.search(r"\] Pacing: waiting \(Threads_running (\d+) > 3\)", out), out
+    assert re.search(r"\] Pacing: going on after [0-9.]+ s", out), out
+    line = summary_line(out)
+    assert "Completed: 8 processed, 0 errors" in line
+    paced = PAUSED.search(line)
+    assert paced, line
+    assert int(paced.group(2)) >= 1
+    assert 1.0 <= float(paced.group(3)) <= 10.0  # the sleepers had 3 s
+    assert paced.group(4).startswith("Threads_running ")
+    text = metrics.read_text(encoding="utf-8")
+    waits = re.search(r"^alt42_heartbeat_pacing_waits (\d+)$", text, re.M)
+    seconds = re.search(r"^alt42_heartbeat_pacing_wait_seconds ([0-9.]+)$", text, re.M)
+    assert waits and int(waits.group(1)) >= 1, text
+    assert seconds and float(seconds.group(1)) >= 1.0, text
+    assert demo_site.scalar("SELECT COUNT(*) FROM mdl_alt42_event_processing_log") == 8
+
+
+def test_an_idle_server_is_not_waited_for(demo_site: Site) -> None:
+    """The default limits on a quiet server: no wait, no pacing words in the summary."""
+    result = demo_site.cli("run", "--verbose")
+    assert result.returncode == 0, result.stderr
+    assert "Pacing:" not in result.stdout
+    assert "paced" not in summary_line(result.stdout)
+
+
+def test_a_load_that_never_clears_ends_the_run_by_its_deadline(demo_site: Site) -> None:
+    """Load arrives after some batches and stays: the run stops at max_run_minutes with
+    exit 4, its line says pacing held it back on what; every committed batch is whole
+    and the run row counts exactly the students written."""
+    add_students(demo_site, 32)  # 40 active students
+    demo_site.write_ini(
+        sections={"pacing": {"max_threads_running": 3, "max_rows_per_second": 60}},
+        max_run_minutes=1,
+    )
+    job = start_cli("--config", str(demo_site.tmp / "heartbeat.ini"), "run", "--progress")
+    assert job.stdout is not None
+    lines = []
+    sleepers = None
+    try:
+        for line in job.stdout:
+            lines.append(line)
+            if "] Progress: " in line and sleepers is None and len(lines) > 2:
+                sleepers = Sleepers(demo_site.server, 6, 120).start()
+        job.wait(timeout=120)
+    finally:
+        if sleepers:
+            sleepers.stop()
+        if job.poll() is None:
+            job.kill()
+    out = "".join(lines)
+    assert sleepers is not None, out
+    assert job.returncode == 4, out + (job.stderr.read() if job.stderr else "")
+    stop = re.search(
+        r"Stopping early \(pacing held the run back (\d+) s, the last wait (\d+) s on"
+        r" Threads_running \d+ > 3; deadline of 1 min reached\) after (\d+) of 40 students",
+        out,
+    )
+    assert stop, out
+    assert int(stop.group(2)) >= 30
+    done = int(stop.group(3))
+    assert 0 < done < 40
+    status, processed = demo_site.query(
+        "SELECT status, students_processed FROM mdl_alt42_heartbeat_log"
+    )[0]
+    assert (status, processed) == ("aborted", done)
+    events = demo_site.scalar("SELECT COUNT(*) FROM mdl_alt42_event_processing_log")
+    evaluations = demo_site.scalar("SELECT COUNT(*) FROM mdl_alt42_scenario_evaluation_log")
+    assert (events, evaluations) == (done, SCENARIOS * done)
+
+
+def test_the_write_rate_is_spread_over_small_batches(demo_site: Site) -> None:
+    """max_rows_per_second = 120: 8 students (48 rows) take about 0.4 s or more, in
+    batches of 2 (a tenth of a second of rows each), and the summary says so."""
+    demo_site.write_ini(sections={"pacing": {"max_rows_per_second": 120}})
+    result = demo_site.cli("run", "--progress")
+    assert result.returncode == 0, result.stderr
+    progress = [ln for ln in result.stdout.splitlines() if "] Progress: " in ln]
+    assert len(progress) == 4, result.stdout
+    assert progress[0].endswith("2 of 8 students (25%)") or "2 of 8 students (25%)," in progress[0]
+    line = summary_line(result.stdout)
+    spread = re.search(r"paced ([0-9.]+) s \(spread ([0-9.]+) s\)", line)
+    assert spread, line
+    assert float(spread.group(2)) >= 0.25
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("max_threads_running", "-1", "[pacing] max_threads_running = -1 is out of range"),
+        ("max_threads_running", "lots", "[pacing] max_threads_running = 'lots' is not a whole"),
+        ("max_flow_control_percent", "101", "max_flow_control_percent = 101 is out of range"),
+        ("replica", "localhost", "'localhost' is not a replica's host name"),
+        ("replica", "db2:99999", "[pacing] replica = 99999 is out of range"),
+        ("replica", "db 2", "'db 2' is not a replica's host name"),
+        ("max_load", "25", "[pacing] max_load is not a known key (did you mean max_threads_"),
+    ],
+)
+def test_pacing_settings_are_validated(site: Site, key: str, value: str, message: str) -> None:
+    site.write_ini(sections={"pacing": {key: value}})
+    result = site.cli("check", "--config-only")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_check_reports_what_pacing_reads(site: Site) -> None:
+    site.migrate()
+    site.write_ini(sections={"pacing": {"max_rows_per_second": 5000}})
+    result = site.cli("check")
+    assert result.returncode == 0, result.stderr
+    assert re.search(
+        r"OK pacing: Threads_running \d+ \(waits above 25\); writes at most 5,000 rows/s$",
+        result.stdout,
+        re.M,
+    ), result.stdout
+
+
+def test_over_limits_names_each_limit_passed() -> None:
+    limits = PacingConfig(max_threads_running=25, max_replica_lag_seconds=5)
+    reading = pacing.Reading(threads_running=30, recv_queue=9, replica_lag_s=float("inf"))
+    assert pacing.over_limits(reading, limits) == [
+        ("Threads_running", "Threads_running 30 > 25"),
+        ("wsrep_local_recv_queue", "wsrep_local_recv_queue 9 > 8"),
+        ("replica lag", "replica lag not replicating > 5 s"),
+    ]
+    off = PacingConfig(max_threads_running=0, max_recv_queue=0, max_replica_lag_seconds=0)
+    assert pacing.over_limits(reading, off) == []
+
+
+# ---------------------------------------------------------------------- a real replica
+
+REPLICATION_PASSWORD = "repl-test-secret"
+
+
+@pytest.fixture(scope="module")
+def replicated(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[MariaDBServer, MariaDBServer]]:
+    """A primary (binary log on) and a replica of it that applies every event 3 s late
+    (MASTER_DELAY), so that what the job writes puts the replica behind."""
+    base = tmp_path_factory.mktemp("replication")
+    primary = MariaDBServer(
+        str(base / "primary"), extra_args=("--log-bin=primary-bin", "--server-id=1")
+    ).start()
+    replica = MariaDBServer(str(base / "replica"), extra_args=("--server-id=2",)).start()
+    try:
+        with primary.connect() as conn, conn.cursor() as cur:
+            cur.execute("CREATE USER 'repl'@'127.0.0.1' IDENTIFIED BY %s", (REPLICATION_PASSWORD,))
+            cur.execute("GRANT REPLICATION SLAVE ON *.* TO 'repl'@'127.0.0.1'")
+            cur.execute("SELECT @@gtid_binlog_pos")
+            position = cur.fetchone()[0]
+        with replica.connect() as conn, conn.cursor() as cur:
+            cur.execute("SET GLOBAL gtid_slave_pos = %s", (position,))
+            cur.execute(
+                "CHANGE MASTER TO MASTER_HOST = '127.0.0.1', MASTER_PORT = %s,"
+                " MASTER_USER = 'repl', MASTER_PASSWORD = %s, MASTER_USE_GTID = slave_pos,"
+                " MASTER_DELAY = 3",
+                (primary.port, REPLICATION_PASSWORD),
+            )
+            cur.execute("START SLAVE")
+        primary.create_user(DB_USER, DB_PASSWORD, "GRANT ALL ON `alt42\\_t\\_%`.* TO {user}")
+        with primary.connect() as conn, conn.cursor() as cur:
+            cur.execute(f"GRANT SLAVE MONITOR ON *.* TO '{DB_USER}'@'127.0.0.1'")
+        yield primary, replica
+    finally:
+        replica.destroy()
+        primary.destroy()
+
+
+def _wait_for_replica(replica: MariaDBServer, name: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with replica.connect() as conn, conn.cursor() as cur:
+            cur.execute(
+                "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (name,)
+            )
+            if cur.fetchone()[0]:
+                cur.execute("SHOW SLAVE STATUS")
+                row = dict(zip([c[0] for c in cur.description], cur.fetchone()))
+                if row["Seconds_Behind_Master"] == 0:
+                    return
+        time.sleep(0.3)
+    raise AssertionError("the replica did not catch up")
+
+
+def test_a_replica_behind_makes_the_run_wait(
+    replicated: tuple[MariaDBServer, MariaDBServer], tmp_path: Path
+) -> None:
+    """The job writes on the primary, spread over about 4 s; the replica applies each
+    write 3 s late, so it falls behind: with max_replica_lag_seconds = 1 the run waits
+    (and says on what) until the replica caught up, and completes."""
+    primary, replica = replicated
+    site = make_site(primary, tmp_path, demo=True)
+    site.migrate()
+    _wait_for_replica(replica, site.name)
+    site.write_ini(
+        sections={
+            "pacing": {
+                "replica": f"127.0.0.1:{replica.port}",
+                "max_replica_lag_seconds": 1,
+                "max_rows_per_second": 12,
+            }
+        },
+    )
+    check = site.cli("check")
+    assert check.returncode == 0, check.stderr
+    assert re.search(
+        rf"OK pacing: .*replica 127\.0\.0\.1:{replica.port} \d+ s behind \(waits above 1 s\)",
+        check.stdout,
+    ), check.stdout
+    result = site.cli("run", "--verbose")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"\] Pacing: waiting \(replica lag \d+ s > 1 s\)", result.stdout), (
+        result.stdout
+    )
+    paced = PAUSED.search(summary_line(result.stdout))
+    assert paced and "replica lag" in paced.group(4), result.stdout
+
+
+def test_a_replica_that_does_not_replicate_is_named(
+    replicated: tuple[MariaDBServer, MariaDBServer], tmp_path: Path
+) -> None:
+    primary, replica = replicated
+    site = make_site(primary, tmp_path, demo=True)
+    site.migrate()
+    _wait_for_replica(replica, site.name)
+    site.write_ini(sections={"pacing": {"replica": f"127.0.0.1:{replica.port}"}})
+    with replica.connect() as conn, conn.cursor() as cur:
+        cur.execute("STOP SLAVE")
+    try:
+        check = site.cli("check")
+    finally:
+        with replica.connect() as conn, conn.cursor() as cur:
+            cur.execute("START SLAVE")
+    assert check.returncode == 0, check.stderr
+    assert f"replica 127.0.0.1:{replica.port} not replicating (waits above 5 s)" in check.stdout
+    assert "(a run would wait now: replica lag not replicating > 5 s)" in check.stdout
+
+
+def test_a_replica_the_job_cannot_reach_is_a_clear_error(site: Site) -> None:
+    """A replica nobody listens on: one line naming [pacing] replica and the fix, exit
+    3, from check and from run (which then records nothing but its failed run row)."""
+    site.migrate()
+    site.write_ini(sections={"pacing": {"replica": "127.0.0.1:1"}})
+    for command in (("check",), ("run",)):
+        result = site.cli(*command)
+        assert result.returncode == 3, result.stdout + result.stderr
+        [line] = result.stderr.strip().splitlines()
+        assert "127.0.0.1:1" in line and "([pacing] replica)" in line, line
+        assert "or remove [pacing] replica" in line
+        assert "Traceback" not in result.stderr
