@@ -45,19 +45,13 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import floor, neighbour, population  # noqa: E402
+from bench import floor, neighbour, population, run  # noqa: E402
 from tests.mariadb_server import MariaDBServer  # noqa: E402
 
 USER = "alt42harm"
 PASSWORD = "harm-only-Pw-7"  # noqa: S105 - a throw-away server of the bench's own
 PREFIX = "mdl_"
-UNPACED = {
-    "max_threads_running": "0",
-    "max_flow_control_percent": "0",
-    "max_recv_queue": "0",
-    "max_rows_per_second": "0",
-    "max_bytes_per_second": "0",
-}
+UNPACED = dict.fromkeys(run.UNPACED, "0")
 DOC_BEGIN = "<!-- neighbour:begin (bench/harm.py) -->"
 DOC_END = "<!-- neighbour:end -->"
 
@@ -71,9 +65,10 @@ class Phase:
     batches: list[float] = field(default_factory=list)  # when each progress line came
     summary: str = ""  # the job's "Completed: ..." line
     latencies: list[float] = field(default_factory=list)
+    by_kind: dict[str, list[float]] = field(default_factory=dict)
 
-    def percentile(self, share: float) -> float:
-        ordered = sorted(self.latencies)
+    def percentile(self, share: float, kind: str = "") -> float:
+        ordered = sorted(self.by_kind.get(kind, []) if kind else self.latencies)
         if not ordered:
             return float("nan")
         return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
@@ -115,11 +110,11 @@ class Harm:
         path.chmod(0o600)
         return path
 
-    def job(self, ini: Path, *args: str) -> subprocess.Popen[str]:
+    def job(self, ini: Path, *args: str, wrapper: tuple[str, ...] = ()) -> subprocess.Popen[str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("ALT42_", "PYTHON"))}
         env["PYTHONPATH"] = str(ROOT)
         return subprocess.Popen(
-            [sys.executable, "-m", "heartbeat", "--config", str(ini), *args],
+            [*wrapper, sys.executable, "-m", "heartbeat", "--config", str(ini), *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -127,8 +122,8 @@ class Harm:
             cwd=self.tmp,
         )
 
-    def run_phase(self, phase: Phase, ini: Path) -> None:
-        proc = self.job(ini, "run", "--force", "--progress")
+    def run_phase(self, phase: Phase, ini: Path, wrapper: tuple[str, ...] = ()) -> None:
+        proc = self.job(ini, "run", "--force", "--progress", wrapper=wrapper)
         assert proc.stdout is not None
         lines = []
         for line in proc.stdout:
@@ -180,7 +175,8 @@ class Harm:
                     time.sleep(self.args.idle)
                     phase.end = time.time()
                 else:
-                    self.run_phase(phase, ini)
+                    wrapper = tuple(self.args.paced_wrapper.split()) if ini is ini_paced else ()
+                    self.run_phase(phase, ini, wrapper)
                     self.say(f"N={n:,}: {name}: {phase.job_s:.1f} s; {phase.summary}")
                     self.truncate(database)
                     time.sleep(self.args.gap)
@@ -193,7 +189,10 @@ class Harm:
             intended, latency, kind = line.split()
             samples.append((float(intended), float(latency), kind))
         for phase in phases:
-            phase.latencies = [lat for t, lat, _ in samples if phase.start <= t < phase.end]
+            inside = [(lat, kind) for t, lat, kind in samples if phase.start <= t < phase.end]
+            phase.latencies = [lat for lat, _ in inside]
+            for lat, kind in inside:
+                phase.by_kind.setdefault(kind, []).append(lat)
         self.server.connect().cursor().execute(f"DROP DATABASE `{database}`")
         return Size(n, phases, samples, origin)
 
@@ -299,6 +298,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                         help="a [pacing] key for the paced run (repeatable)")  # fmt: skip
     parser.add_argument("--paced-batch-size", type=int, default=0,
                         help="[heartbeat] batch_size of the paced run")  # fmt: skip
+    parser.add_argument("--paced-wrapper", default="", help="command prefix of the paced run")
     parser.add_argument("--doc", default=str(ROOT / "docs" / "performance.md"))
     parser.add_argument("--no-doc", action="store_true")
     args = parser.parse_args(argv)
@@ -306,6 +306,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     harm = Harm(args)
     sizes = harm.main()
     print(table(sizes))
+    for size in sizes:
+        for phase in size.phases:
+            kinds = ", ".join(
+                f"{kind} {phase.percentile(0.99, kind):.2f}" for kind in sorted(phase.by_kind)
+            )
+            print(f"N={size.n:,} {phase.name}: p99 by kind (ms): {kinds}")
     if not args.no_doc:
         doc = Path(args.doc)
         for size in sizes:

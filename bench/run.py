@@ -53,6 +53,13 @@ BENCH_PASSWORD = "bench-only-Pw-7"  # noqa: S105 - a throw-away server of the be
 PREFIX = "mdl_"
 COUNTED = ("Com_select", "Com_insert", "Com_update", "Com_commit", "Com_set_option")
 DEFAULT_BATCH = 1000
+UNPACED = (
+    "max_threads_running",
+    "max_flow_control_percent",
+    "max_recv_queue",
+    "max_rows_per_second",
+    "max_bytes_per_second",
+)
 GNU_TIME = "/usr/bin/time"  # Debian package "time" (scripts/bootstrap installs it)
 
 
@@ -121,7 +128,10 @@ class Bench:
             )
             return {str(name): int(value) for name, value in cur.fetchall()}
 
-    def write_ini(self, database: str) -> Path:
+    def write_ini(self, database: str, baseline: bool = False) -> Path:
+        """The job's INI; unpaced (the bench measures how fast the job can go; the
+        neighbour bench, bench/harm.py, measures pacing). ``baseline``: for the job of
+        ``--compare REV``, which may not know [pacing]."""
         lines = [
             "[database]",
             f"socket = {self.server.socket}",
@@ -134,7 +144,9 @@ class Bench:
         ]
         if self.args.batch_size:
             lines.append(f"batch_size = {self.args.batch_size}")
-        path = self.tmp / f"{database}.ini"
+        if not baseline:
+            lines += ["[pacing]", *(f"{key} = 0" for key in UNPACED)]
+        path = self.tmp / f"{database}{'-baseline' if baseline else ''}.ini"
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         path.chmod(0o600)
         return path
@@ -239,6 +251,8 @@ class Bench:
         overhead = self.status_overhead()
         before = self.status()
         code_dir = self.baseline if baseline and self.baseline else ROOT
+        if baseline:
+            ini = self.write_ini(ini.stem, baseline=True)
         code, wall, rss, out, err = self.cli(ini, "run", "--json", wrapper=wrapper, code=code_dir)
         after = self.status()
         if code != 0:

@@ -27,6 +27,7 @@ from heartbeat import (
     __version__,
     coordinate,
     db,
+    explain,
     mail,
     metrics,
     output,
@@ -50,7 +51,7 @@ from heartbeat.errors import (
     DatabaseError,
     HeartbeatError,
 )
-from heartbeat.run import RunSummary, execute
+from heartbeat.run import RunSummary, execute, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="a progress line per batch (default: on a terminal only; elsewhere one log line"
         " per batch)",
+    )
+    run.add_argument(
+        "--explain",
+        action="append",
+        metavar="STUDENT_ID",
+        help="with --dry-run: say for this student (repeatable) what the job read and why"
+        " each rule matched or not; nothing else is run",
+    )
+    run.add_argument(
+        "--format",
+        choices=("text", "json"),
+        help="how --explain prints (default: text)",
     )
     run.add_argument(
         "--force",
@@ -215,6 +228,8 @@ def _log_hint() -> str:
 
 def cmd_run(ctx: Context) -> int:
     config, args = ctx.config, ctx.args
+    if args.explain or args.format:
+        return _explain(ctx)
     monitoring = config.monitoring
     run_ids: list[str] = []
 
@@ -244,7 +259,7 @@ def cmd_run(ctx: Context) -> int:
                 _ping(monitoring, str(exc.exit_code), run_id, str(exc))
                 aborted = isinstance(exc, coordinate.Interrupted)
                 failed = RunSummary(run_id="", status="aborted" if aborted else "failed")
-                _write_metrics(monitoring, failed)
+                _write_metrics(config, failed)
         raise
     finally:
         if bar:
@@ -258,8 +273,33 @@ def cmd_run(ctx: Context) -> int:
         if summary.status not in ("skipped", "dry_run"):  # only the server that ran reports
             event = "success" if summary.exit_code == EXIT_OK else str(summary.exit_code)
             _ping(monitoring, event, summary.run_id)
-            _write_metrics(monitoring, summary)
+            _write_metrics(config, summary)
     return summary.exit_code
+
+
+def _explain(ctx: Context) -> int:
+    """``run --dry-run --explain ID``: the named students only, nothing written."""
+    args = ctx.args
+    if not args.explain:
+        raise ConfigError("--format is for --explain STUDENT_ID (the run's summary: --json)")
+    if not args.dry_run:
+        raise ConfigError("--explain needs --dry-run: an explanation writes nothing")
+    if args.json or args.force or args.progress:
+        raise ConfigError(
+            "--explain prints the explanation only: --json, --force and --progress do not"
+            " apply (for tools: --format json)"
+        )
+    book = rules.load_rule_book(ctx.config.heartbeat.rules)
+    now = utc_now()
+    docs = [
+        explain.explain(reading, book, now, ctx.config.heartbeat.interval_minutes)
+        for reading in explain.read(ctx.config, args.explain, now)
+    ]
+    if args.format == "json":
+        ctx.print(json.dumps(docs, ensure_ascii=False, default=str, indent=2))
+    else:
+        ctx.print("\n\n".join(explain.text(doc) for doc in docs))
+    return EXIT_OK
 
 
 def _is_terminal(stream: TextIO) -> bool:
@@ -280,22 +320,32 @@ def _ping(monitoring: MonitoringConfig, event: str, run_id: str, body: str = "")
     )
 
 
-def _write_metrics(monitoring: MonitoringConfig, summary: RunSummary) -> None:
+def _write_metrics(config: Config, summary: RunSummary) -> None:
     """The node_exporter textfile; a failure to write it is reported, never fatal."""
+    monitoring = config.monitoring
     if not monitoring.metrics_file:
         return
     now = time.time()
     succeeded = summary.status in ("success", "partial")
     last_success = now if succeeded else metrics.previous_success(monitoring.metrics_file)
+    settings = config.heartbeat
     content = metrics.render(
-        summary.status,
-        now,
-        summary.duration_ms,
-        summary.students_processed,
-        summary.errors,
+        metrics.Figures(
+            status=summary.status,
+            finished_at=now,
+            duration_ms=summary.duration_ms,
+            students_found=summary.students_found,
+            students=summary.students_processed,
+            errors=summary.errors,
+            pacing_waits=summary.pacing_waits,
+            pacing_wait_ms=summary.pacing_wait_ms,
+        ),
         last_success,
-        pacing_waits=summary.pacing_waits,
-        pacing_wait_ms=summary.pacing_wait_ms,
+        metrics.Expected(
+            interval_s=settings.interval_minutes * 60,
+            grace_s=monitoring.grace_minutes * 60,
+            max_run_s=settings.max_run_minutes * 60,
+        ),
     )
     try:
         metrics.write_atomically(monitoring.metrics_file, content)

@@ -120,7 +120,7 @@ class PacingConfig:
     max_recv_queue: int = 8
     replica: Optional[tuple[str, int]] = None  # (host, port) whose lag is watched
     max_replica_lag_seconds: int = 5
-    max_rows_per_second: int = 0
+    max_rows_per_second: int = 1000  # bench/harm.py: the neighbour's p99 within noise
     max_bytes_per_second: int = 0
 
 
@@ -796,8 +796,9 @@ KEYS: tuple[Key, ...] = (
         "host[:port] of a replica whose lag to watch (the job's user needs REPLICA MONITOR)"),
     Key("pacing", "max_replica_lag_seconds", whole(0, 86_400), 5,
         "wait while the replica is further behind (or not replicating)"),
-    Key("pacing", "max_rows_per_second", whole(0, 100_000_000), 0,
-        "spread the writes to this rate on average (0: as fast as the server takes them)"),
+    Key("pacing", "max_rows_per_second", whole(0, 100_000_000), 1000,
+        "spread the writes to this rate on average, in small batches, but finish within"
+        " 3/4 of max_run_minutes (0: as fast as the server takes them)"),
     Key("pacing", "max_bytes_per_second", whole(0, 10_000_000_000), 0,
         "the same, in bytes of SQL sent (0: off)"),
     Key("retention", "days", whole(1, 3650), 90, "prune keeps this many days"),

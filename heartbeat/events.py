@@ -79,16 +79,25 @@ def _exam_within(days: int) -> Callable[[Mapping[str, Any], dt.datetime], bool]:
     return check
 
 
-# (strategy, condition on event facts + state, agents): the first that holds wins.
+# (strategy, what it tests, the test on event facts + state, agents): the first that
+# holds wins.
 ROUTES: tuple[
-    tuple[str, Callable[[Mapping[str, Any], dt.datetime], bool], tuple[int, ...]], ...
+    tuple[str, str, Callable[[Mapping[str, Any], dt.datetime], bool], tuple[int, ...]], ...
 ] = (
-    ("high_stress", lambda f, _: (_number(f.get("stress_level")) or 0.0) >= 8, (8, 19, 20)),
-    ("learning_dropout", lambda f, _: f.get("activity_status") == "dropped", (9, 16, 17, 19)),
-    ("exam_urgent", _exam_within(3), (3, 5, 12, 17)),
-    ("heartbeat", lambda f, _: f.get("type") == "periodic", (10, 12, 21)),
-)
+    ("high_stress", "stress_level >= 8",
+     lambda f, _: (_number(f.get("stress_level")) or 0.0) >= 8, (8, 19, 20)),
+    ("learning_dropout", "activity_status == dropped",
+     lambda f, _: f.get("activity_status") == "dropped", (9, 16, 17, 19)),
+    ("exam_urgent", "exam_date within 3 days", _exam_within(3), (3, 5, 12, 17)),
+    ("heartbeat", "type == periodic", lambda f, _: f.get("type") == "periodic", (10, 12, 21)),
+)  # fmt: skip
 DEFAULT_ROUTE = ("default", (4, 5, 10))
+
+
+def route_checks(event: Mapping[str, Any], now: dt.datetime) -> list[tuple[str, str, bool]]:
+    """Each route's test on this event, in order: (strategy, what it tests, holds)."""
+    facts = {**event, **event.get("student_state", {})}
+    return [(name, what, bool(holds(facts, now))) for name, what, holds, _ in ROUTES]
 
 
 def route(event: Mapping[str, Any], now: dt.datetime) -> dict[str, Any]:
@@ -101,7 +110,8 @@ def route(event: Mapping[str, Any], now: dt.datetime) -> dict[str, Any]:
     """
     facts = {**event, **event.get("student_state", {})}
     strategy, agents = next(
-        ((name, chosen) for name, holds, chosen in ROUTES if holds(facts, now)), DEFAULT_ROUTE
+        ((name, chosen) for name, _, holds, chosen in ROUTES if holds(facts, now)),
+        DEFAULT_ROUTE,
     )
     return routing_document(strategy, agents)
 

@@ -12,6 +12,7 @@ import contextlib
 import os
 import re
 import tempfile
+from dataclasses import dataclass
 from typing import Optional
 
 from heartbeat import __version__
@@ -33,55 +34,85 @@ def previous_success(path: str) -> Optional[float]:
         return None
 
 
+@dataclass(frozen=True)
+class Figures:
+    """What the last run did."""
+
+    status: str
+    finished_at: float
+    duration_ms: float = 0.0
+    students_found: int = 0
+    students: int = 0
+    errors: int = 0
+    pacing_waits: int = 0
+    pacing_wait_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What the site configured, so that alert rules compare with it instead of holding
+    their own copy of the schedule (monitoring/prometheus/)."""
+
+    interval_s: int
+    grace_s: int
+    max_run_s: int
+
+
+def _gauge(name: str, help_text: str, *samples: str) -> list[str]:
+    return [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", *samples]
+
+
 def render(
-    status: str,
-    finished_at: float,
-    duration_ms: float,
-    students: int,
-    errors: int,
+    run: Figures,
     last_success: Optional[float],
+    expected: Optional[Expected] = None,
     version: str = __version__,
-    pacing_waits: int = 0,
-    pacing_wait_ms: float = 0.0,
 ) -> str:
-    """The textfile content (Prometheus exposition format)."""
-    lines = [
-        "# HELP alt42_heartbeat_build_info The release that wrote this file.",
-        "# TYPE alt42_heartbeat_build_info gauge",
-        f'alt42_heartbeat_build_info{{version="{version}"}} 1',
-        "# HELP alt42_heartbeat_last_run_timestamp_seconds When the last run finished.",
-        "# TYPE alt42_heartbeat_last_run_timestamp_seconds gauge",
-        f"alt42_heartbeat_last_run_timestamp_seconds {finished_at:.3f}",
-        "# HELP alt42_heartbeat_last_success_timestamp_seconds When the last run without"
-        " a fatal error finished.",
-        "# TYPE alt42_heartbeat_last_success_timestamp_seconds gauge",
-    ]
-    if last_success is not None:
-        lines.append(f"alt42_heartbeat_last_success_timestamp_seconds {last_success:.3f}")
-    lines += [
-        "# HELP alt42_heartbeat_last_duration_seconds Duration of the last run.",
-        "# TYPE alt42_heartbeat_last_duration_seconds gauge",
-        f"alt42_heartbeat_last_duration_seconds {duration_ms / 1000:.3f}",
-        "# HELP alt42_heartbeat_students_processed Students processed by the last run.",
-        "# TYPE alt42_heartbeat_students_processed gauge",
-        f"alt42_heartbeat_students_processed {students}",
-        "# HELP alt42_heartbeat_errors Students that failed in the last run.",
-        "# TYPE alt42_heartbeat_errors gauge",
-        f"alt42_heartbeat_errors {errors}",
-        "# HELP alt42_heartbeat_pacing_waits Times the last run waited for the database's"
-        " load ([pacing]).",
-        "# TYPE alt42_heartbeat_pacing_waits gauge",
-        f"alt42_heartbeat_pacing_waits {pacing_waits}",
-        "# HELP alt42_heartbeat_pacing_wait_seconds Time the last run spent pacing itself"
-        " (load waits and the spread of its writes).",
-        "# TYPE alt42_heartbeat_pacing_wait_seconds gauge",
-        f"alt42_heartbeat_pacing_wait_seconds {pacing_wait_ms / 1000:.3f}",
-        "# HELP alt42_heartbeat_status Outcome of the last run (1 for the current one).",
-        "# TYPE alt42_heartbeat_status gauge",
-    ]
-    lines += [
-        f'alt42_heartbeat_status{{status="{name}"}} {int(name == status)}' for name in STATUSES
-    ]
+    """The textfile content (Prometheus exposition format). Every name here is one the
+    rules of monitoring/prometheus/ may use (a test checks that they only use these)."""
+    p = "alt42_heartbeat_"
+    lines = _gauge(f"{p}build_info", "The release that wrote this file.",
+                   f'{p}build_info{{version="{version}"}} 1')  # fmt: skip
+    lines += _gauge(f"{p}last_run_timestamp_seconds", "When the last run finished.",
+                    f"{p}last_run_timestamp_seconds {run.finished_at:.3f}")  # fmt: skip
+    lines += _gauge(
+        f"{p}last_success_timestamp_seconds",
+        "When the last run without a fatal error finished.",
+        *([f"{p}last_success_timestamp_seconds {last_success:.3f}"] if last_success else []),
+    )
+    lines += _gauge(f"{p}last_duration_seconds", "Duration of the last run.",
+                    f"{p}last_duration_seconds {run.duration_ms / 1000:.3f}")  # fmt: skip
+    lines += _gauge(f"{p}students_found", "Active students the last run found.",
+                    f"{p}students_found {run.students_found}")  # fmt: skip
+    lines += _gauge(f"{p}students_processed", "Students processed by the last run.",
+                    f"{p}students_processed {run.students}")  # fmt: skip
+    lines += _gauge(f"{p}errors", "Students that failed in the last run.",
+                    f"{p}errors {run.errors}")  # fmt: skip
+    lines += _gauge(
+        f"{p}pacing_waits",
+        "Times the last run waited for the database's load ([pacing]).",
+        f"{p}pacing_waits {run.pacing_waits}",
+    )
+    lines += _gauge(
+        f"{p}pacing_wait_seconds",
+        "Time the last run spent pacing itself (load waits and the spread of its writes).",
+        f"{p}pacing_wait_seconds {run.pacing_wait_ms / 1000:.3f}",
+    )
+    lines += _gauge(
+        f"{p}status",
+        "Outcome of the last run (1 for the current one).",
+        *(f'{p}status{{status="{name}"}} {int(name == run.status)}' for name in STATUSES),
+    )
+    if expected is not None:
+        lines += _gauge(f"{p}interval_seconds", "Time between two scheduled starts.",
+                        f"{p}interval_seconds {expected.interval_s}")  # fmt: skip
+        lines += _gauge(
+            f"{p}grace_seconds",
+            "How late a run may be before it counts as missed ([monitoring] grace_minutes).",
+            f"{p}grace_seconds {expected.grace_s}",
+        )
+        lines += _gauge(f"{p}max_run_seconds", "The deadline of a run (max_run_minutes).",
+                        f"{p}max_run_seconds {expected.max_run_s}")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

@@ -43,8 +43,28 @@ SHIPPED_RULE_BOOK = "rulebook.json"
 
 
 @dataclass(frozen=True)
+class Condition:
+    """One condition of a rule as written (for ``run --explain``), with its compiled
+    predicate: the very function the rule's predicate is made of."""
+
+    field: str
+    operator: str
+    value: Any
+    predicate: Predicate
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    """An OR group: true when one of its conditions is."""
+
+    conditions: tuple[Condition, ...]
+    predicate: Predicate
+
+
+@dataclass(frozen=True)
 class Rule:
-    """One compiled rule: its metadata and the predicate over a student's state."""
+    """One compiled rule: its metadata and the predicate over a student's state (all of
+    ``conditions``, compiled into one function)."""
 
     rule_id: str
     priority: int
@@ -52,6 +72,7 @@ class Rule:
     action: tuple[str, ...]
     rationale: str
     predicate: Predicate
+    conditions: tuple[Condition | AnyOf, ...] = ()
 
     def summary(self) -> dict[str, Any]:
         """The ``matched_rules`` entry written to the evaluation log."""
@@ -252,7 +273,7 @@ class _Loader:
     def fail(self, where: str, problem: str) -> ConfigError:
         return ConfigError(f"{self.source}: {where}: {problem}")
 
-    def condition(self, raw: Any, where: str, allow_or: bool = True) -> Predicate:
+    def condition(self, raw: Any, where: str, allow_or: bool = True) -> Condition | AnyOf:
         if not isinstance(raw, dict):
             raise self.fail(where, "a condition must be an object with field, operator, value")
         if "OR" in raw:
@@ -267,7 +288,8 @@ class _Loader:
                 self.condition(member, f"{where}.OR[{index}]", allow_or=False)
                 for index, member in enumerate(members)
             )
-            return _any_of(parts)
+            singles = tuple(part for part in parts if isinstance(part, Condition))
+            return AnyOf(singles, _any_of([part.predicate for part in singles]))
         missing = {"field", "operator", "value"} - set(raw)
         if missing:
             raise self.fail(where, f"missing {', '.join(sorted(missing))}")
@@ -281,7 +303,7 @@ class _Loader:
             raise self.fail(
                 where, f"unknown operator {operator!r}; use one of {', '.join(OPERATORS)}"
             )
-        return self._compile(field, operator, value, where)
+        return Condition(field, operator, value, self._compile(field, operator, value, where))
 
     def _compile(  # noqa: PLR0911 - one compiled form per kind of operator
         self, field: str, operator: str, value: Any, where: str
@@ -356,7 +378,8 @@ class _Loader:
             confidence=float(confidence),
             action=tuple(action),
             rationale=raw["rationale"],
-            predicate=_all_of(parts),
+            predicate=_all_of([part.predicate for part in parts]),
+            conditions=parts,
         )
 
     def book(self, raw: Any) -> RuleBook:

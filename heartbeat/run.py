@@ -115,6 +115,18 @@ def execute(
         lock.release()
 
 
+def check_schema(conn: Any, tables: db.Tables) -> tuple[dict[str, set[str]], dict[str, str]]:
+    """The tables' columns (all there, or a DatabaseError naming what is missing) and the
+    collation of each table's ``student_id`` (how it compares student ids)."""
+    with db.errors_as("checking the schema"):
+        found = db.columns_of(conn, tables)
+        collations = db.collations_of(conn, tables)
+    problems = schema.missing_schema(found, tables)
+    if problems:
+        raise DatabaseError("schema: " + "; ".join(problems))
+    return found, collations
+
+
 class _Run:
     """The state of one run; :meth:`go` is the run, top to bottom."""
 
@@ -201,16 +213,10 @@ class _Run:
         return summary
 
     def check_schema(self, conn: Any) -> tuple[dict[str, set[str]], students.IdKeys]:
-        """The tables' columns (all there, or a DatabaseError naming what is missing) and
-        how each table compares student ids."""
+        """The tables' columns and how each table compares student ids."""
         self.phase = "checking the schema"
-        with db.errors_as(self.phase):
-            found = db.columns_of(conn, self.tables)
-            keys = students.id_keys(db.collations_of(conn, self.tables), self.tables)
-        problems = schema.missing_schema(found, self.tables)
-        if problems:
-            raise DatabaseError("schema: " + "; ".join(problems))
-        return found, keys
+        found, collations = check_schema(conn, self.tables)
+        return found, students.id_keys(collations, self.tables)
 
     def claim(
         self, conn: Any, run_start: dt.datetime, on_start: Optional[Callable[[str], None]]

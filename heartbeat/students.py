@@ -204,11 +204,13 @@ def load_states(
     student_ids: Sequence[str],
     profile_columns: set[str],
     keys: IdKeys,
+    sources: Optional[dict[str, dict[str, str]]] = None,
 ) -> dict[str, dict[str, Any]]:
     """The state of each student of a batch, keyed by student id (spec section 3.2).
 
     A student known neither to ``alt42_students`` nor (non-deleted) to ``user`` gets
-    ``{student_id}`` only, so that no rule can match on invented defaults.
+    ``{student_id}`` only, so that no rule can match on invented defaults. ``sources``
+    (``run --explain``) is filled with where each field of each state came from.
     """
     if not student_ids:
         return {}
@@ -249,15 +251,24 @@ def load_states(
     for sid in student_ids:
         if sid not in user_of:
             states[sid] = {"student_id": sid}
+            if sources is not None:
+                sources[sid] = {
+                    "student_id": UNKNOWN_STUDENT.format(
+                        tables.bare(tables.students), tables.bare(tables.user)
+                    )
+                }
             continue
         student = students.get(keys.students(sid))
         uid = user_of[sid]
-        profile = _later(
-            profiles.get(("s", keys.profiles(sid))), profiles.get(("u", uid)) if uid else None
-        )
+        by_student = profiles.get(("s", keys.profiles(sid)))
+        profile = _later(by_student, profiles.get(("u", uid)) if uid else None)
         state: dict[str, Any] = {"student_id": sid}
         state.update(profile[1] if profile else PROFILE_DEFAULTS)
-        state.update(biometrics.get(keys.biometrics(sid), BIOMETRICS_DEFAULTS))
+        latest = biometrics.get(keys.biometrics(sid))
+        state.update(latest[1] if latest else BIOMETRICS_DEFAULTS)
+        if sources is not None:
+            by = f"student_id {sid}" if profile is by_student else f"user_id {uid}"
+            sources[sid] = _sources(tables, sid, student, profile, by, latest, has_mbti_type)
         mbti = student[4] if student else None
         state["mbti"] = mbti
         state["grade"] = student[2] if student else None
@@ -266,6 +277,45 @@ def load_states(
         state["mbti_type"] = profile_mbti if has_mbti_type and profile_mbti else mbti
         states[sid] = state
     return states
+
+
+UNKNOWN_STUDENT = (
+    "the student id only: no {} row and no (non-deleted) {} row, so no defaults either"
+)
+
+
+def _sources(
+    tables: Tables,
+    sid: str,
+    student: Optional[tuple[Any, ...]],
+    profile: Optional[ProfileRow],
+    by: str,
+    latest: Optional[tuple[Any, dict[str, Any]]],
+    has_mbti_type: bool,
+) -> dict[str, str]:
+    """Where each field of one student's state came from (for ``run --explain``);
+    ``by`` says how the profile row was found (``student_id 1001``, ``user_id 7``)."""
+    profiles, biometrics = tables.bare(tables.profiles), tables.bare(tables.biometrics)
+    students = tables.bare(tables.students)
+    found = {"student_id": "the active students' list"}
+    if profile:
+        row = f"{profiles} row id {profile[0][2]}" if profile[0][2] else f"a {profiles} row"
+        where = f"{row}, the latest by updated_at of those with {by}"
+    else:
+        where = f"default: no {profiles} row"
+    found.update(dict.fromkeys(PROFILE_DEFAULTS, where))
+    if latest:
+        where = f"{biometrics} row id {latest[0]}, the latest by created_at"
+    else:
+        where = f"default: no {biometrics} row"
+    found.update(dict.fromkeys(BIOMETRICS_DEFAULTS, where))
+    own = f"{students} row of student_id {sid}" if student else f"none: no {students} row"
+    found.update(dict.fromkeys(("mbti", "grade", "class"), own))
+    if has_mbti_type and profile and profile[1].get("mbti_type"):
+        found["mbti_type"] = found["emotion_state"]
+    else:
+        found["mbti_type"] = f"the mbti of the {students} row (no mbti_type in the profile)"
+    return found
 
 
 def _user_number(value: Any) -> Optional[int]:
@@ -340,23 +390,23 @@ def _latest_profiles(
 
 def _latest_biometrics(
     cur: Any, tables: Tables, student_ids: Sequence[str], key_of: IdKey
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, tuple[Any, dict[str, Any]]]:
     """The latest biometrics row per student (its ``key_of``; latest ``created_at``, then
-    highest id)."""
+    highest id): (its id, its values)."""
     if not student_ids:
         return {}
     cur.execute(
-        "SELECT student_id, stress_level, concentration_level FROM ("
-        " SELECT student_id, stress_level, concentration_level,"
+        "SELECT student_id, stress_level, concentration_level, id FROM ("
+        " SELECT student_id, stress_level, concentration_level, id,"
         " ROW_NUMBER() OVER (PARTITION BY student_id ORDER BY created_at DESC, id DESC) AS rn"
         f" FROM {tables.biometrics} WHERE student_id IN ({_marks(student_ids)})"
         ") latest WHERE rn = 1",
         list(student_ids),
     )
     return {
-        key_of(str(row[0])): {
-            "stress_level": _number(row[1]),
-            "concentration_level": _number(row[2]),
-        }
+        key_of(str(row[0])): (
+            row[3],
+            {"stress_level": _number(row[1]), "concentration_level": _number(row[2])},
+        )
         for row in cur.fetchall()
     }

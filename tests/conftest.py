@@ -24,7 +24,7 @@ from typing import Any, Callable, ClassVar, Optional
 
 import pytest
 
-from heartbeat.config import Config, DatabaseConfig, HeartbeatConfig
+from heartbeat.config import Config, DatabaseConfig, HeartbeatConfig, PacingConfig
 from tests.mariadb_server import MariaDBServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,6 +38,9 @@ def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDBServer]
     server.create_user(DB_USER, DB_PASSWORD, "GRANT ALL ON `alt42\\_t\\_%`.* TO {user}")
     yield server
     server.destroy()
+
+
+UNPACED_WRITES = {"max_rows_per_second": 0}
 
 
 @dataclass
@@ -87,16 +90,19 @@ class Site:
                 prefix=self.prefix,
             ),
             heartbeat=HeartbeatConfig(**settings),
+            pacing=PacingConfig(max_rows_per_second=0),
         )
 
     def write_ini(
         self,
         password: Optional[str] = DB_PASSWORD,
         sections: Optional[dict[str, dict[str, Any]]] = None,
+        shipped_pacing: bool = False,
         **heartbeat: Any,
     ) -> Path:
         """The INI file the CLI reads, mode 0600 (it may hold the password); ``sections``
-        adds others (``{"pacing": {"max_threads_running": 3}}``)."""
+        adds others (``{"pacing": {"max_threads_running": 3}}``); ``shipped_pacing``
+        leaves [pacing] to the job's defaults (else its writes are not spread)."""
         settings = {"lock_file": self.lock_file, **self.heartbeat, **heartbeat}
         lines = [
             "[database]",
@@ -109,7 +115,12 @@ class Site:
             lines.append(f"password = {password}")
         lines.append("[heartbeat]")
         lines += [f"{key} = {value}" for key, value in settings.items()]
-        for section, values in (sections or {}).items():
+        # The tests count batches and time: unless a test is about pacing, writes go as
+        # fast as the server takes them (the shipped default spreads them over minutes).
+        sections = dict(sections or {})
+        if not shipped_pacing:
+            sections["pacing"] = {**UNPACED_WRITES, **sections.get("pacing", {})}
+        for section, values in sections.items():
             lines.append(f"[{section}]")
             lines += [f"{key} = {value}" for key, value in values.items()]
         path = self.tmp / "heartbeat.ini"

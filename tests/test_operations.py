@@ -125,7 +125,10 @@ def test_prune_skips_while_another_server_prunes(demo_site: Site) -> None:
 
 def test_metrics_textfile_is_replaced_atomically(tmp_path: Path) -> None:
     path = tmp_path / "alt42_heartbeat.prom"
-    content = metrics.render("success", 1800000000.5, 2500, 812, 0, 1800000000.5)
+    content = metrics.render(
+        metrics.Figures("success", 1800000000.5, 2500, students_found=812, students=812),
+        1800000000.5,
+    )
     metrics.write_atomically(str(path), content)
     text = path.read_text()
     assert "alt42_heartbeat_last_success_timestamp_seconds 1800000000.500" in text
@@ -135,7 +138,9 @@ def test_metrics_textfile_is_replaced_atomically(tmp_path: Path) -> None:
     assert 'alt42_heartbeat_status{status="failed"} 0' in text
     assert oct(path.stat().st_mode & 0o777) == "0o644"
     assert metrics.previous_success(str(path)) == pytest.approx(1800000000.5)
-    failed = metrics.render("failed", 1800001800.0, 10, 0, 0, metrics.previous_success(str(path)))
+    failed = metrics.render(
+        metrics.Figures("failed", 1800001800.0, 10), metrics.previous_success(str(path))
+    )
     metrics.write_atomically(str(path), failed)
     assert "alt42_heartbeat_last_success_timestamp_seconds 1800000000.500" in path.read_text()
     assert [p.name for p in tmp_path.iterdir()] == ["alt42_heartbeat.prom"]  # no temp left
