@@ -45,15 +45,14 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import floor, neighbour, population, run  # noqa: E402
+from bench import floor, neighbour, population, report, run  # noqa: E402
 from tests.mariadb_server import MariaDBServer  # noqa: E402
 
 USER = "alt42harm"
 PASSWORD = "harm-only-Pw-7"  # noqa: S105 - a throw-away server of the bench's own
 PREFIX = "mdl_"
 UNPACED = dict.fromkeys(run.UNPACED, "0")
-DOC_BEGIN = "<!-- neighbour:begin (bench/harm.py) -->"
-DOC_END = "<!-- neighbour:end -->"
+DOC_BEGIN, DOC_END = report.NEIGHBOUR_BEGIN, report.NEIGHBOUR_END
 
 
 @dataclass
@@ -282,7 +281,7 @@ def write_doc(path: Path, block: str) -> None:
         after = rest.split(DOC_END, 1)[1]
         text = before + block + after
     else:
-        text = text.rstrip("\n") + "\n\n## The site beside the job\n\n" + block + "\n"
+        text = text.rstrip("\n") + f"\n\n{report.NEIGHBOUR_HEADING}\n\n{block}\n"
     path.write_text(text, encoding="utf-8")
 
 

@@ -15,7 +15,7 @@ population of N active students (``bench/population.py``), then measures
 3. the naive shape at the ``--naive-sizes`` (``bench/naive.py``);
 4. SQL statements of the job run, from ``SHOW GLOBAL STATUS`` deltas (the bench owns
    the server, so the global counters are the job's);
-5. with ``--compare REV``: the job as it was at commit REV (its ``heartbeat/`` package
+5. with ``--compare REV[,REV]``: the job as it was at each commit (its ``heartbeat/`` package
    from ``git archive``), run in turns with the current job on the same population, so
    that the two are measured side by side on the same busy machine.
 
@@ -77,9 +77,8 @@ class Result:
     floor_load_s: float = 0.0
     floor_rows: int = 0
     floor_bytes: int = 0
-    baseline_s: Optional[float] = None
-    baseline_rss_mb: Optional[float] = None
-    baseline_statements: dict[str, int] = field(default_factory=dict)
+    # --compare: per earlier commit, its fastest (seconds, peak RSS MB, statements)
+    baselines: dict[str, tuple[float, float, dict[str, int]]] = field(default_factory=dict)
     naive_s: Optional[float] = None
     naive_statements: Optional[int] = None
     coverage: dict[str, int] = field(default_factory=dict)
@@ -110,7 +109,10 @@ class Bench:
         extra = tuple(shlex.split(args.server_args)) if args.server_args else ()
         self.server = MariaDBServer(str(self.tmp / "mariadb"), extra_args=extra)
         self.warned_rss = False
-        self.baseline = export_commit(args.compare, self.tmp / "baseline") if args.compare else None
+        self.baselines = {
+            rev: export_commit(rev, self.tmp / f"baseline-{index}")
+            for index, rev in enumerate(compared(args))
+        }
 
     # ------------------------------------------------------------------ helpers
     def root(self, database: Optional[str] = None, autocommit: bool = True) -> Any:
@@ -226,8 +228,8 @@ class Bench:
         for attempt in range(self.args.repeat):
             if attempt:
                 self.truncate_logs(job_db)
-            if self.baseline is not None:  # in turns: the earlier commit, then this one
-                self.measure_job(result, job_ini, baseline=True)
+            for rev in self.baselines:  # in turns: the earlier commits, then this one
+                self.measure_job(result, job_ini, baseline=rev)
                 self.truncate_logs(job_db)
             self.measure_job(result, job_ini)
             if not rows:
@@ -244,13 +246,13 @@ class Bench:
             self.drop(floor_db)
         return result
 
-    def measure_job(self, result: Result, ini: Path, baseline: bool = False) -> None:
+    def measure_job(self, result: Result, ini: Path, baseline: str = "") -> None:
         """One job run as a process; keeps the fastest of the repeats. ``baseline``: the
-        job of ``--compare REV`` instead of this one."""
+        job of that ``--compare`` commit instead of this one."""
         wrapper = tuple(shlex.split(self.args.job_wrapper)) if self.args.job_wrapper else ()
         overhead = self.status_overhead()
         before = self.status()
-        code_dir = self.baseline if baseline and self.baseline else ROOT
+        code_dir = self.baselines[baseline] if baseline else ROOT
         if baseline:
             ini = self.write_ini(ini.stem, baseline=True)
         code, wall, rss, out, err = self.cli(ini, "run", "--json", wrapper=wrapper, code=code_dir)
@@ -261,13 +263,14 @@ class Bench:
         processed = int(summary["students_processed"])
         if processed != result.n:
             raise RuntimeError(f"job processed {processed} students, expected {result.n}")
-        who = f"job at {self.args.compare}" if baseline else "job"
+        who = f"job at {baseline}" if baseline else "job"
         self.say(f"N={result.n:,}: {who} {wall:.2f} s, peak RSS {rss:.1f} MB")
         deltas = {key: after[key] - before[key] - overhead.get(key, 0) for key in after}
         if baseline:
-            if result.baseline_s is None or wall < result.baseline_s:
-                result.baseline_s, result.baseline_rss_mb = wall, rss
-                result.baseline_statements = {k: v for k, v in deltas.items() if v > 0}
+            best = result.baselines.get(baseline)
+            if best is None or wall < best[0]:
+                kept = {k: v for k, v in deltas.items() if v > 0}
+                result.baselines[baseline] = (wall, rss, kept)
             return
         result.processed = processed
         if wall < result.job_s:
@@ -487,22 +490,31 @@ def export_commit(rev: str, into: Path) -> Path:
     return into
 
 
-def comparison_table(results: list[Result], rev: str) -> str:
-    """The job now and at ``rev``, measured in turns in this run."""
+def compared(args: argparse.Namespace) -> list[str]:
+    """The commits of ``--compare REV[,REV...]``, in order."""
+    return [rev for rev in (args.compare or "").split(",") if rev]
+
+
+def comparison_table(results: list[Result], revs: list[str]) -> str:
+    """The job now and at each of ``revs``, measured in turns in this run."""
     lines = [
-        f"| N | job at {rev} (s) | job now (s) | now / then | RSS then (MB) | RSS now (MB) |"
-        " statements then | statements now |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| N | job | seconds | this job / that | peak RSS MB | statements |",
+        "|---:|---|---:|---:|---:|---:|",
     ]
     for r in results:
-        if r.baseline_s is None:
-            continue
-        lines.append(
-            f"| {r.n:,} | {r.baseline_s:.2f} | {r.job_s:.2f} | {r.job_s / r.baseline_s:.2f} |"
-            f" {_f(r.baseline_rss_mb, 1)} | {r.job_rss_mb:.1f} |"
-            f" {sum(r.baseline_statements.get(k, 0) for k in COUNTED)} |"
-            f" {sum(r.statements.get(k, 0) for k in COUNTED)} |"
-        )
+        for rev in revs:
+            if rev not in r.baselines:
+                continue
+            seconds, rss, statements = r.baselines[rev]
+            lines.append(
+                f"| {r.n:,} | at `{rev}` | {seconds:.2f} | {r.job_s / seconds:.2f} | {rss:.1f} |"
+                f" {sum(statements.get(k, 0) for k in COUNTED)} |"
+            )
+        if r.baselines:
+            lines.append(
+                f"| {r.n:,} | this one | {r.job_s:.2f} | 1.00 | {r.job_rss_mb:.1f} |"
+                f" {sum(r.statements.get(k, 0) for k in COUNTED)} |"
+            )
     return "\n".join(lines)
 
 
@@ -527,7 +539,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     )
     parser.add_argument("--job-wrapper", default="", help="command prefix for the job (profilers)")
     parser.add_argument(
-        "--compare", default="", metavar="REV", help="also run the job of commit REV, in turns"
+        "--compare",
+        default="",
+        metavar="REV[,REV]",
+        help="also run the job of these commits, in turns",
     )
     parser.add_argument("--keep", action="store_true", help="keep the server and databases")
     parser.add_argument("--doc", default=str(ROOT / "docs" / "performance.md"))
@@ -550,7 +565,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     print(coverage_table(results))
     if args.compare:
         print()
-        print(comparison_table(results, args.compare))
+        print(comparison_table(results, compared(args)))
     print()
     for name, value, met in targets(results):
         print(f"{'MET ' if met else 'MISSED'} {name}: {value}")

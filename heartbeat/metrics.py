@@ -73,46 +73,36 @@ def render(
     p = "alt42_heartbeat_"
     lines = _gauge(f"{p}build_info", "The release that wrote this file.",
                    f'{p}build_info{{version="{version}"}} 1')  # fmt: skip
-    lines += _gauge(f"{p}last_run_timestamp_seconds", "When the last run finished.",
-                    f"{p}last_run_timestamp_seconds {run.finished_at:.3f}")  # fmt: skip
-    lines += _gauge(
-        f"{p}last_success_timestamp_seconds",
-        "When the last run without a fatal error finished.",
-        *([f"{p}last_success_timestamp_seconds {last_success:.3f}"] if last_success else []),
-    )
-    lines += _gauge(f"{p}last_duration_seconds", "Duration of the last run.",
-                    f"{p}last_duration_seconds {run.duration_ms / 1000:.3f}")  # fmt: skip
-    lines += _gauge(f"{p}students_found", "Active students the last run found.",
-                    f"{p}students_found {run.students_found}")  # fmt: skip
-    lines += _gauge(f"{p}students_processed", "Students processed by the last run.",
-                    f"{p}students_processed {run.students}")  # fmt: skip
-    lines += _gauge(f"{p}errors", "Students that failed in the last run.",
-                    f"{p}errors {run.errors}")  # fmt: skip
-    lines += _gauge(
-        f"{p}pacing_waits",
-        "Times the last run waited for the database's load ([pacing]).",
-        f"{p}pacing_waits {run.pacing_waits}",
-    )
-    lines += _gauge(
-        f"{p}pacing_wait_seconds",
-        "Time the last run spent pacing itself (load waits and the spread of its writes).",
-        f"{p}pacing_wait_seconds {run.pacing_wait_ms / 1000:.3f}",
-    )
+    single: list[tuple[str, str, Optional[str]]] = [  # (name, help, value; None: no sample)
+        ("last_run_timestamp_seconds", "When the last run finished.", f"{run.finished_at:.3f}"),
+        ("last_success_timestamp_seconds", "When the last run without a fatal error finished.",
+         f"{last_success:.3f}" if last_success else None),
+        ("last_duration_seconds", "Duration of the last run.", f"{run.duration_ms / 1000:.3f}"),
+        ("students_found", "Active students the last run found.", str(run.students_found)),
+        ("students_processed", "Students processed by the last run.", str(run.students)),
+        ("errors", "Students that failed in the last run.", str(run.errors)),
+        ("pacing_waits", "Times the last run waited for the database's load ([pacing]).",
+         str(run.pacing_waits)),
+        ("pacing_wait_seconds",
+         "Time the last run spent pacing itself (load waits and the spread of its writes).",
+         f"{run.pacing_wait_ms / 1000:.3f}"),
+    ]  # fmt: skip
+    if expected is not None:
+        single += [
+            ("interval_seconds", "Time between two scheduled starts.", str(expected.interval_s)),
+            ("grace_seconds",
+             "How late a run may be before it counts as missed ([monitoring] grace_minutes).",
+             str(expected.grace_s)),
+            ("max_run_seconds", "The deadline of a run (max_run_minutes).",
+             str(expected.max_run_s)),
+        ]  # fmt: skip
+    for name, help_text, value in single:
+        lines += _gauge(p + name, help_text, *([f"{p}{name} {value}"] if value else []))
     lines += _gauge(
         f"{p}status",
         "Outcome of the last run (1 for the current one).",
         *(f'{p}status{{status="{name}"}} {int(name == run.status)}' for name in STATUSES),
     )
-    if expected is not None:
-        lines += _gauge(f"{p}interval_seconds", "Time between two scheduled starts.",
-                        f"{p}interval_seconds {expected.interval_s}")  # fmt: skip
-        lines += _gauge(
-            f"{p}grace_seconds",
-            "How late a run may be before it counts as missed ([monitoring] grace_minutes).",
-            f"{p}grace_seconds {expected.grace_s}",
-        )
-        lines += _gauge(f"{p}max_run_seconds", "The deadline of a run (max_run_minutes).",
-                        f"{p}max_run_seconds {expected.max_run_s}")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

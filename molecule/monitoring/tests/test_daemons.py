@@ -103,26 +103,7 @@ nagios_group=nagios
 illegal_macro_output_chars=`~$&|'"<>
 """
 
-NAGIOS_SITE = """\
-define command {
-    command_name    site-host-up
-    command_line    /bin/true
-}
-define host {
-    use             linux-server
-    host_name       moodle-web-1
-    address         127.0.0.1
-    check_command   site-host-up
-}
-define service {
-    use             alt42-heartbeat
-    host_name       moodle-web-1
-}
-define service {
-    use             alt42-heartbeat-local
-    host_name       moodle-web-1
-}
-"""
+NAGIOS_SITE = (MONITORING / "nagios" / "example-site.cfg").read_text(encoding="utf-8")
 
 
 def service_outputs(status_dat: str) -> dict[str, str]:
