@@ -11,8 +11,11 @@ while it runs, in one sequence on the same server:
 
 1. idle: the neighbour alone;
 2. unpaced: the job with every ``[pacing]`` check off;
-3. paced: the job with the default ``[pacing]`` (plus ``--paced KEY=VALUE``);
-4. idle again.
+3. idle again;
+4. paced: the job with the default ``[pacing]`` (plus ``--paced KEY=VALUE``);
+5. idle once more.
+
+The ratios are to the p99 of the three idle phases together (``idle (all)``).
 
 The neighbour's latency (from each statement's intended start, so stalls count in
 full) is summed up per phase (p50, p99, max) next to the job's wall time, and drawn
@@ -167,8 +170,8 @@ class Harm:
         time.sleep(self.args.warmup)
         phases = []
         try:
-            for name, ini in (("idle", None), ("unpaced", ini_unpaced), ("paced", ini_paced),
-                              ("idle after", None)):  # fmt: skip
+            for name, ini in (("idle", None), ("unpaced", ini_unpaced), ("idle between", None),
+                              ("paced", ini_paced), ("idle after", None)):  # fmt: skip
                 phase = Phase(name, time.time())
                 if ini is None:
                     time.sleep(self.args.idle)
@@ -220,8 +223,14 @@ def table(sizes: list[Size]) -> str:
         "|---:|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for size in sizes:
-        idle = size.phases[0].percentile(0.99)
-        for phase in size.phases:
+        # The baseline is every idle phase together (before, between and after the runs):
+        # on a shared machine the neighbour's idle p99 drifts by itself from minute to minute.
+        idle_phase = Phase("idle (all)", 0.0)
+        idle_phase.latencies = [
+            lat for phase in size.phases if phase.name.startswith("idle") for lat in phase.latencies
+        ]
+        idle = idle_phase.percentile(0.99)
+        for phase in [*size.phases, idle_phase]:
             p99 = phase.percentile(0.99)
             job = f"{phase.job_s:.1f}" if phase.job_s is not None else ""
             lines.append(
@@ -264,7 +273,9 @@ def document(sizes: list[Size], args: argparse.Namespace, mariadb: str) -> str:
         f"Measured {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC by `bench/harm.py` on"
         f" {platform.node() or 'this machine'} ({os.cpu_count()} CPUs, MariaDB {mariadb}):"
         f" the neighbour sends {args.rate:.0f} statements/s over {args.connections}"
-        f" connections; paced = `[pacing]` {paced}; unpaced = every check off.",
+        f" connections; paced = `[pacing]` {paced}; unpaced = every check off. The ratios"
+        " are to the p99 of the idle phases together (`idle (all)`): on this shared machine"
+        " the idle p99 alone drifts by 2-5x from one minute to the next.",
         "",
         table(sizes),
         "",
@@ -290,7 +301,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--connections", type=int, default=4)
-    parser.add_argument("--idle", type=float, default=20.0, help="seconds of each idle phase")
+    parser.add_argument("--idle", type=float, default=60.0, help="seconds of each idle phase")
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--gap", type=float, default=5.0, help="seconds between phases")
     parser.add_argument("--paced", action="append", default=[], metavar="KEY=VALUE",

@@ -226,16 +226,16 @@ class Bench:
         result.floor_insert_s = result.floor_load_s = result.job_s = math.inf
         rows: dict[str, list[tuple[Any, ...]]] = {}
         for attempt in range(self.args.repeat):
-            if attempt:
+            # In turns, the order reversed every other attempt (ABC, CBA), each run on
+            # empty log tables after the server wrote out the one before (settle).
+            turns = [*self.baselines, ""]
+            for rev in turns if attempt % 2 == 0 else turns[::-1]:
                 self.truncate_logs(job_db)
-            for rev in self.baselines:  # in turns: the earlier commits, then this one
                 self.measure_job(result, job_ini, baseline=rev)
-                self.truncate_logs(job_db)
-            self.measure_job(result, job_ini)
-            if not rows:
-                with self.root(job_db) as conn:
-                    rows = floor.read_rows(conn, PREFIX)
-                self.coverage(result, rows)
+                if not rev and not rows:  # the floor writes this job's rows
+                    with self.root(job_db) as conn:
+                        rows = floor.read_rows(conn, PREFIX)
+                    self.coverage(result, rows)
             self.measure_floor(result, floor_db, rows)
         del rows
         if n in self.args.naive_sizes:
@@ -250,6 +250,7 @@ class Bench:
         """One job run as a process; keeps the fastest of the repeats. ``baseline``: the
         job of that ``--compare`` commit instead of this one."""
         wrapper = tuple(shlex.split(self.args.job_wrapper)) if self.args.job_wrapper else ()
+        self.settle()
         overhead = self.status_overhead()
         before = self.status()
         code_dir = self.baselines[baseline] if baseline else ROOT
@@ -300,6 +301,23 @@ class Bench:
         after = self.status()
         result.naive_statements = after["Questions"] - before["Questions"]
         self.say(f"N={result.n:,}: naive {result.naive_s:.2f} s ({processed} students)")
+
+    def settle(self, timeout_s: float = 120.0) -> None:
+        """Let the server write out the previous run's dirty pages first, so that no job
+        run pays for the one before it (up to ``timeout_s``)."""
+        with self.root() as conn, conn.cursor() as cur:
+            cur.execute("SELECT @@GLOBAL.innodb_max_dirty_pages_pct")
+            saved = float(cur.fetchone()[0])
+            cur.execute("SET GLOBAL innodb_max_dirty_pages_pct = 0")
+            try:
+                deadline = time.monotonic() + timeout_s
+                while time.monotonic() < deadline:
+                    cur.execute("SHOW GLOBAL STATUS LIKE 'Innodb_buffer_pool_pages_dirty'")
+                    if int(cur.fetchone()[1]) < 100:
+                        break
+                    time.sleep(0.5)
+            finally:
+                cur.execute("SET GLOBAL innodb_max_dirty_pages_pct = %s", (saved,))
 
     def status_overhead(self) -> dict[str, int]:
         """What two back-to-back status reads add to the counters by themselves."""

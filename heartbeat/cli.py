@@ -88,8 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="a progress line per batch (default: on a terminal only; elsewhere one log line"
-        " per batch)",
+        help="progress after each batch (default: on a terminal only, one line redrawn;"
+        " --progress without a terminal: one log line per batch)",
     )
     run.add_argument(
         "--explain",

@@ -123,24 +123,37 @@ def prepare(conn: Any) -> Any:
     pieces: dict[str, str] = {}
     values: dict[tuple[type, Any], str] = {}
 
+    strings: dict[str, str] = {}
+
+    def piece(part: str) -> str:
+        if len(pieces) > CACHE_SIZE:
+            pieces.clear()
+        escaped = pieces[part] = str(escape_one(part))[1:-1]  # without its quotes
+        return escaped
+
     def document(value: Json) -> str:
-        out = []
-        for index, part in enumerate(value.parts):
-            if index % 2:
-                out.append(part)
-                continue
-            escaped = pieces.get(part)
-            if escaped is None:
-                if len(pieces) > CACHE_SIZE:
-                    pieces.clear()
-                escaped = pieces[part] = str(escape_one(part))[1:-1]  # without its quotes
-            out.append(escaped)
-        return "'" + "".join(out) + "'"
+        parts = value.parts
+        out = ["'"]
+        for index in range(0, len(parts) - 1, 2):  # (repeating piece, number) pairs
+            out.append(pieces.get(parts[index]) or piece(parts[index]))
+            out.append(parts[index + 1])
+        if len(parts) % 2:
+            out.append(pieces.get(parts[-1]) or piece(parts[-1]))
+        out.append("'")
+        return "".join(out)
 
     def escape(obj: Any, mapping: Any = None) -> str:
-        if type(obj) is Json:
+        kind = type(obj)
+        if kind is str:  # most values: ids, times as text, modes (a plain dict look-up)
+            literal = strings.get(obj)
+            if literal is None:
+                if len(strings) > CACHE_SIZE:
+                    strings.clear()
+                literal = strings[obj] = str(escape_one(obj, mapping))
+            return literal
+        if kind is Json:
             return document(obj)
-        key = (type(obj), obj)
+        key = (kind, obj)
         try:
             return values[key]
         except KeyError:

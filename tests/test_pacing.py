@@ -181,9 +181,12 @@ def test_the_write_rate_is_spread_over_small_batches(demo_site: Site) -> None:
     assert len(progress) == 4, result.stdout
     assert progress[0].endswith("2 of 8 students (25%)") or "2 of 8 students (25%)," in progress[0]
     line = summary_line(result.stdout)
-    spread = re.search(r"paced ([0-9.]+) s \(spread ([0-9.]+) s\)", line)
-    assert spread, line
-    assert float(spread.group(2)) >= 0.25
+    # The cap's guarantee: the last batch starts no sooner than 6/8 of 48 rows at 120
+    # rows/s after the first (0.3 s; unpaced, these 8 students take about 50 ms). How
+    # much of that is sleep (the summary's "spread") depends on how busy the machine is.
+    took = re.search(r"Completed: 8 processed, 0 errors, (\d+) ms", line)
+    assert took, line
+    assert int(took.group(1)) >= 300, line
 
 
 @pytest.mark.parametrize(

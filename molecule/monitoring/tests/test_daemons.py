@@ -230,3 +230,21 @@ def test_the_dropped_rules_and_the_jobs_textfile_pass_promtool(host, ran):
     assert host.file(TEXTFILE).exists
     linted = host.run(f"promtool check metrics < {TEXTFILE}")
     assert linted.rc == 0, linted.stdout + linted.stderr
+
+
+def test_rules_for_a_host_without_promtool_stop_the_play_with_the_fix(host):
+    """An admin who sets the rules directory on a web server without Prometheus: one
+    message naming the variable and the fix, and the rules already there untouched."""
+    before = host.file(RULES).sha256sum
+    run = x.ansible_playbook(
+        "--tags",
+        "alt42_heartbeat_monitoring",
+        extra_vars={"alt42_heartbeat_promtool": "/usr/local/bin/promtool-missing"},
+    )
+    out = run.stdout + run.stderr
+    assert run.returncode != 0, out[-3000:]
+    assert (
+        "alt42_heartbeat_prometheus_rules_dir is set, but alt42_heartbeat_promtool"
+        " (/usr/local/bin/promtool-missing) is not on alt42-molecule-monitoring"
+    ) in out, out[-3000:]
+    assert host.file(RULES).sha256sum == before
