@@ -53,9 +53,8 @@ from tests.mariadb_server import MariaDBServer  # noqa: E402
 
 USER = "alt42harm"
 PASSWORD = "harm-only-Pw-7"  # noqa: S105 - a throw-away server of the bench's own
-PREFIX = "mdl_"
+PREFIX = run.PREFIX
 UNPACED = dict.fromkeys(run.UNPACED, "0")
-DOC_BEGIN, DOC_END = report.NEIGHBOUR_BEGIN, report.NEIGHBOUR_END
 
 
 @dataclass
@@ -269,7 +268,7 @@ def plot(size: Size, path: Path) -> None:
 def document(sizes: list[Size], args: argparse.Namespace, mariadb: str) -> str:
     paced = ", ".join(args.paced) if args.paced else "the defaults"
     lines = [
-        DOC_BEGIN,
+        report.NEIGHBOUR_BEGIN,
         f"Measured {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC by `bench/harm.py` on"
         f" {platform.node() or 'this machine'} ({os.cpu_count()} CPUs, MariaDB {mariadb}):"
         f" the neighbour sends {args.rate:.0f} statements/s over {args.connections}"
@@ -280,16 +279,16 @@ def document(sizes: list[Size], args: argparse.Namespace, mariadb: str) -> str:
         table(sizes),
         "",
         *(f"![neighbour latency, N = {s.n:,}](neighbour-{s.n}.png)" for s in sizes),
-        DOC_END,
+        report.NEIGHBOUR_END,
     ]
     return "\n".join(lines)
 
 
 def write_doc(path: Path, block: str) -> None:
     text = path.read_text(encoding="utf-8") if path.exists() else ""
-    if DOC_BEGIN in text and DOC_END in text:
-        before, rest = text.split(DOC_BEGIN, 1)
-        after = rest.split(DOC_END, 1)[1]
+    if report.NEIGHBOUR_BEGIN in text and report.NEIGHBOUR_END in text:
+        before, rest = text.split(report.NEIGHBOUR_BEGIN, 1)
+        after = rest.split(report.NEIGHBOUR_END, 1)[1]
         text = before + block + after
     else:
         text = text.rstrip("\n") + f"\n\n{report.NEIGHBOUR_HEADING}\n\n{block}\n"

@@ -20,18 +20,12 @@ B = "alt42-molecule-cluster-b"
 PING_PATH = "/ping/5d1c7f0e-2b6a-4c1e-9f3a-0a42c1a5e7b9"
 PINGS_FILE = "/var/tmp/monitor-pings.log"
 METRICS_FILE = "/var/lib/alt42-metrics/alt42_heartbeat.prom"
-HEARTBEAT_LOG = "mdl_alt42_heartbeat_log"
 ACTIVE_STUDENTS = 8
 
 
 @pytest.fixture(scope="module")
 def hosts():
     return {name: testinfra.get_host(f"podman://{name}") for name in (A, B)}
-
-
-def sql(host, query: str) -> list[list[str]]:
-    out = host.check_output(f"mariadb -N -B moodle -e {shlex.quote(query)}")
-    return [line.split("\t") for line in out.splitlines() if line]
 
 
 def pings(host) -> list[str]:
@@ -44,7 +38,7 @@ def race(hosts):
     """migrate once on a, then the exact cron command on both servers at the same time."""
     migrate = hosts[A].run(x.as_www_data(f"{x.CLI} --config {x.CONFIG_FILE} migrate"))
     assert migrate.rc == 0, migrate
-    assert sql(hosts[A], f"SELECT COUNT(*) FROM {HEARTBEAT_LOG}") == [["0"]]
+    assert x.sql(hosts[A], f"SELECT COUNT(*) FROM {x.HEARTBEAT_LOG}") == [["0"]]
     commands = {}
     for name, host in hosts.items():
         job = x.cron_job(host)
@@ -72,8 +66,8 @@ def race(hosts):
 
 def test_one_run_for_the_slot(hosts, race):
     winner, loser, logs = race
-    rows = sql(
-        hosts[A], f"SELECT status, host, students_processed, slot_start FROM {HEARTBEAT_LOG}"
+    rows = x.sql(
+        hosts[A], f"SELECT status, host, students_processed, slot_start FROM {x.HEARTBEAT_LOG}"
     )
     assert len(rows) == 1, rows
     status, host, processed, _ = rows[0]
@@ -117,7 +111,7 @@ def play_output(run) -> str:
 def test_the_schema_is_migrated_once_for_the_site(hosts, race):
     """One site, two servers: the play migrates on the first server of the site only."""
     hosts[A].check_output(
-        f"mariadb moodle -e {shlex.quote(f'ALTER TABLE {HEARTBEAT_LOG} DROP COLUMN version')}"
+        f"mariadb moodle -e {shlex.quote(f'ALTER TABLE {x.HEARTBEAT_LOG} DROP COLUMN version')}"
     )
     run = x.ansible_playbook()
     out = play_output(run)
@@ -127,7 +121,7 @@ def test_the_schema_is_migrated_once_for_the_site(hosts, race):
     ]
     assert f"changed: [{A}]" in task, task
     assert f"skipping: [{B}]" in task, task
-    columns = {row[0] for row in sql(hosts[A], f"SHOW COLUMNS FROM {HEARTBEAT_LOG}")}
+    columns = {row[0] for row in x.sql(hosts[A], f"SHOW COLUMNS FROM {x.HEARTBEAT_LOG}")}
     assert "version" in columns
 
 

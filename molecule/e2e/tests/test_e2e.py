@@ -6,7 +6,6 @@ from __future__ import annotations
 import email
 import email.policy
 import re
-import shlex
 import time
 from email.message import EmailMessage
 
@@ -14,25 +13,18 @@ import alt42_expect as x
 
 ACTIVE_STUDENTS = 8
 SCENARIOS_PER_STUDENT = 5
-HEARTBEAT_LOG = "mdl_alt42_heartbeat_log"
 EVALUATION_LOG = "mdl_alt42_scenario_evaluation_log"
 EVENT_LOG = "mdl_alt42_event_processing_log"
 
 
-def sql(host, query: str) -> list[list[str]]:
-    """Rows of QUERY (run as MariaDB's root over the socket), as lists of strings."""
-    out = host.check_output(f"mariadb -N -B moodle -e {shlex.quote(query)}")
-    return [line.split("\t") for line in out.splitlines() if line]
-
-
 def scalar(host, query: str) -> int:
-    rows = sql(host, query)
+    rows = x.sql(host, query)
     assert len(rows) == 1 and len(rows[0]) == 1, rows
     return int(rows[0][0])
 
 
 def heartbeat_rows(host) -> int:
-    return scalar(host, f"SELECT COUNT(*) FROM {HEARTBEAT_LOG}")
+    return scalar(host, f"SELECT COUNT(*) FROM {x.HEARTBEAT_LOG}")
 
 
 def test_migrate_as_www_data(host):
@@ -41,8 +33,8 @@ def test_migrate_as_www_data(host):
     assert first.rc == 0, first
     again = host.run(x.as_www_data(command))
     assert again.rc == 0, again
-    tables = {r[0] for r in sql(host, "SHOW TABLES")}
-    assert {HEARTBEAT_LOG, EVALUATION_LOG, EVENT_LOG} <= tables
+    tables = {r[0] for r in x.sql(host, "SHOW TABLES")}
+    assert {x.HEARTBEAT_LOG, EVALUATION_LOG, EVENT_LOG} <= tables
 
 
 def test_the_exact_cron_command_writes_the_rows(host):
@@ -55,23 +47,23 @@ def test_the_exact_cron_command_writes_the_rows(host):
     assert result.rc == 0, (result, host.run(f"tail -n 30 {x.LOG_FILE}").stdout)
 
     assert heartbeat_rows(host) == before + 1
-    run_id, processed, errors, status = sql(
+    run_id, processed, errors, status = x.sql(
         host,
-        f"SELECT run_id, students_processed, errors, status FROM {HEARTBEAT_LOG}"
+        f"SELECT run_id, students_processed, errors, status FROM {x.HEARTBEAT_LOG}"
         " ORDER BY id DESC LIMIT 1",
     )[0]
     assert int(processed) == ACTIVE_STUDENTS
     assert int(errors) == 0
     assert status == "success"
 
-    events = sql(host, f"SELECT event_id, student_id FROM {EVENT_LOG} WHERE run_id = '{run_id}'")
+    events = x.sql(host, f"SELECT event_id, student_id FROM {EVENT_LOG} WHERE run_id = '{run_id}'")
     assert len(events) == ACTIVE_STUDENTS
     students = {student for _, student in events}
     assert len(students) == ACTIVE_STUDENTS
     assert "1009" not in students and "1010" not in students, "inactive students"
 
     per_student = dict(
-        sql(
+        x.sql(
             host,
             f"SELECT e.student_id, COUNT(*) FROM {EVALUATION_LOG} e"
             f" JOIN {EVENT_LOG} v ON v.event_id = e.event_id"
@@ -101,11 +93,11 @@ def test_cron_runs_the_job_by_itself(host):
         assert heartbeat_rows(host) > before, "cron did not run the job within 75 s"
         # Let the run finish before looking at its row and log.
         query = (
-            f"SELECT status, students_processed, finished_at FROM {HEARTBEAT_LOG}"
+            f"SELECT status, students_processed, finished_at FROM {x.HEARTBEAT_LOG}"
             " ORDER BY id DESC LIMIT 1"
         )
         for _ in range(20):
-            status, processed, finished = sql(host, query)[0]
+            status, processed, finished = x.sql(host, query)[0]
             if finished != "NULL":
                 break
             time.sleep(1)
@@ -137,9 +129,9 @@ def test_password_not_in_world_readable_files_after_the_runs(host):
 def test_the_daily_prune_line_deletes_old_rows_as_www_data(host):
     [prune] = x.prune_jobs(host)
     assert (prune.schedule, prune.user) == (x.PRUNE_SCHEDULE, "www-data")
-    sql(
+    x.sql(
         host,
-        f"INSERT INTO {HEARTBEAT_LOG} (execution_time, created_at) VALUES"
+        f"INSERT INTO {x.HEARTBEAT_LOG} (execution_time, created_at) VALUES"
         " (UTC_TIMESTAMP() - INTERVAL 100 DAY, UTC_TIMESTAMP() - INTERVAL 100 DAY)",
     )
     before = heartbeat_rows(host)
@@ -216,9 +208,9 @@ def test_a_full_log_disk_fails_the_run_clearly_and_it_still_records_itself(host)
         result = host.run(x.as_www_data(command))
         assert result.rc == 1, result
         assert heartbeat_rows(host) == before + 1
-        status, processed, exit_code = sql(
+        status, processed, exit_code = x.sql(
             host,
-            f"SELECT status, students_processed, exit_code FROM {HEARTBEAT_LOG}"
+            f"SELECT status, students_processed, exit_code FROM {x.HEARTBEAT_LOG}"
             " ORDER BY id DESC LIMIT 1",
         )[0]
         assert (status, int(processed), exit_code) == ("success", ACTIVE_STUDENTS, "0")

@@ -31,6 +31,7 @@ PHP_BINARY = "/usr/bin/php"
 PHP_SCRIPT = "/var/www/moodle/local/alt42/heartbeat.php"
 DEFAULT_SCHEDULE = "*/30 * * * *"
 PRUNE_SCHEDULE = "17 3 * * *"
+HEARTBEAT_LOG = "mdl_alt42_heartbeat_log"  # the run rows (the seeded site's prefix)
 
 
 def runtime() -> str:
@@ -193,3 +194,9 @@ def ansible_playbook(
         )
     finally:
         os.unlink(handle.name)
+
+
+def sql(host, query: str) -> list[list[str]]:
+    """Rows of QUERY on the seeded site (MariaDB's root over the socket), as strings."""
+    out = host.check_output(f"mariadb -N -B moodle -e {shlex.quote(query)}")
+    return [line.split("\t") for line in out.splitlines() if line]

@@ -15,12 +15,6 @@ OLD = os.environ.get("ALT42_TEST_FROM_VERSION", "0.1.0")
 LEGACY = f"{x.INSTALL_DIR}/releases/{OLD}-legacy"
 CODES = "/var/tmp/alt42-loop.codes"
 FLAG = "/var/tmp/alt42-loop.on"
-HEARTBEAT_LOG = "mdl_alt42_heartbeat_log"
-
-
-def sql(host, query: str) -> list[list[str]]:
-    out = host.check_output(f"mariadb -N -B moodle -e {shlex.quote(query)}")
-    return [line.split("\t") for line in out.splitlines() if line]
 
 
 def current(host) -> str:
@@ -44,7 +38,7 @@ def test_the_upgrade_installed_the_release_beside_the_old_one(host):
     assert host.file(f"{LEGACY}/venv").linked_to == f"{x.INSTALL_DIR}/venv"
     assert x.cron_job(host).command == x.expected_command()
     # the new release's schema, migrated by migrate's own account before the switch
-    columns = {r[0] for r in sql(host, f"SHOW COLUMNS FROM {HEARTBEAT_LOG}")}
+    columns = {r[0] for r in x.sql(host, f"SHOW COLUMNS FROM {x.HEARTBEAT_LOG}")}
     assert "version" in columns
     assert f"schedule = {x.schedule()}" in host.file(x.CONFIG_FILE).content_string
 
@@ -67,7 +61,7 @@ def stop_loop(host) -> list[int]:
 
 def test_upgrades_and_rollbacks_while_the_job_keeps_starting(host):
     new = current(host)
-    rows_before = int(sql(host, f"SELECT COUNT(*) FROM {HEARTBEAT_LOG}")[0][0])
+    rows_before = int(x.sql(host, f"SELECT COUNT(*) FROM {x.HEARTBEAT_LOG}")[0][0])
     start_loop(host)
     try:
         for _round in range(2):
@@ -88,13 +82,13 @@ def test_upgrades_and_rollbacks_while_the_job_keeps_starting(host):
     log = host.file(x.LOG_FILE).content_string
     assert "Traceback" not in log
     assert "ERROR" not in log
-    statuses = sql(host, f"SELECT status, COUNT(*) FROM {HEARTBEAT_LOG} GROUP BY status")
+    statuses = x.sql(host, f"SELECT status, COUNT(*) FROM {x.HEARTBEAT_LOG} GROUP BY status")
     assert {row[0] for row in statuses} <= {"success", "NULL"}, statuses
     versions = {
-        r[0] for r in sql(host, f"SELECT DISTINCT IFNULL(version, 'none') FROM {HEARTBEAT_LOG}")
+        r[0] for r in x.sql(host, f"SELECT DISTINCT IFNULL(version, 'none') FROM {x.HEARTBEAT_LOG}")
     }
     assert x.project_version() in versions  # the new release's runs say so
-    assert int(sql(host, f"SELECT COUNT(*) FROM {HEARTBEAT_LOG}")[0][0]) > rows_before
+    assert int(x.sql(host, f"SELECT COUNT(*) FROM {x.HEARTBEAT_LOG}")[0][0]) > rows_before
 
 
 def test_a_failed_upgrade_leaves_the_running_release_alone(host):
