@@ -132,3 +132,61 @@ def test_the_installed_collection_is_used_by_its_fqcn(collection: Path, tmp_path
     root = installed / "ansible_collections" / "alt42" / "heartbeat"
     assert (root / "heartbeat" / "__init__.py").is_file()  # the role builds from it
     assert (root / "roles" / "alt42_heartbeat" / ".." / ".." / "pyproject.toml").is_file()
+
+
+def test_the_site_is_migrated_by_its_first_host_in_play_order(tmp_path: Path) -> None:
+    """The host that migrates a site is the first of the site's hosts in inventory order,
+    whatever order group_by's results arrived in. Here `a` (first in the inventory) joins
+    its site's group after `b` (a free play where `a` waits first), which is what parallel
+    forks do now and then: CI once saw the cluster scenario migrate on b."""
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text(
+        "[moodle]\na ansible_connection=local\nb ansible_connection=local\n", "utf-8"
+    )
+    playbook = tmp_path / "migrator.yml"
+    playbook.write_text(
+        f"""
+- name: Group by site, a last
+  hosts: moodle
+  gather_facts: false
+  strategy: free
+  tasks:
+    - name: Let b go first
+      ansible.builtin.wait_for:
+        timeout: 3
+      when: inventory_hostname == 'a'
+    - name: What `check --config-only` prints on both
+      ansible.builtin.set_fact:
+        __alt42_heartbeat_site:
+          stdout: "Host lock: /run/lock/alt42-heartbeat-moodle-0123456789ab.lock"
+    - name: Group by site as the role does
+      ansible.builtin.group_by:
+        key: "alt42_heartbeat_site_{{{{ __alt42_heartbeat_site_id }}}}"
+      vars:
+        __alt42_heartbeat_site_id: "0123456789ab"
+- name: Ask the role who migrates
+  hosts: moodle
+  gather_facts: false
+  tasks:
+    - name: The role's own variables
+      ansible.builtin.include_vars:
+        file: {ROOT / "roles/alt42_heartbeat/vars/main.yml"}
+    - name: The group's order and the migrator
+      ansible.builtin.debug:
+        msg: "group={{{{ groups['alt42_heartbeat_site_0123456789ab'] | join(',') }}}}
+          migrator={{{{ __alt42_heartbeat_site_migrator }}}}"
+""",
+        encoding="utf-8",
+    )
+    result = subprocess.run(
+        [tool("ansible-playbook"), "-i", str(inventory), "-f", "2", str(playbook)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={"PATH": str(ROOT / ".venv/bin") + ":/usr/bin:/bin", "HOME": str(tmp_path),
+             "ANSIBLE_PYTHON_INTERPRETER": sys.executable},
+    )  # fmt: skip
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    assert out.count("group=b,a migrator=a") == 2, out
