@@ -164,13 +164,18 @@ states):
   duration appended as `json.dumps` writes floats; routing documents are built once.
 * `store.prepare`: every value reaches the server as an `executemany` parameter,
   escaped by PyMySQL's own `Connection.escape`; what repeats (those JSON pieces, ids,
-  modes, times) is escaped once and then taken from a cache. This is the one
-  hand-tuned piece; its docstring gives the figure it buys.
-* `store.Writer`: a writer thread with its own connection takes batch k (the thread
-  waits on the socket, which releases the GIL) while the main connection reads and
-  evaluates batch k+1. One batch in flight; a batch counts as processed once committed;
-  a write error stops the run as before; an abort waits for the batch in hand. Multi-row
-  INSERTs of at most about 1 MB (`executemany`'s own), one transaction per batch.
+  modes, times) is escaped once and then taken from a cache, by one dict look-up in C.
+  This is the one hand-tuned piece; its docstring gives the figure it buys.
+* `store.Writer`: a writer thread with its own connection sends batch k (the thread
+  waits on the socket, which releases the GIL) while the main connection reads,
+  evaluates and builds batch k+1: `executemany` builds a batch's statements in the
+  run's thread (which would otherwise wait for the writer; the server's part is the
+  longer one), the writer thread only sends them. One batch in flight; a batch counts as
+  processed once committed; a write error stops the run as before; an abort waits for
+  the batch in hand. Multi-row INSERTs of at most about 1 MB (`executemany`'s own), one
+  transaction per batch.
+* `db.connect`: DATETIME and TIMESTAMP columns are read by `datetime.fromisoformat`
+  (in C), PyMySQL's own converter only where it raises (zero dates): the same values.
 * `rules`: predicates compare with constants whose numbers are worked out once at load
   time; `in`/`not_in` over words is a set look-up; numbers of text values are cached
   (`float("불안")` raises, which was the single most expensive line); conditions are
@@ -188,23 +193,22 @@ gain nothing measurable), the id list (100,000 ids cost a few MB; see the peak R
 """
 
 
-# About the commits the last full run compared (--compare 52b8868,2e70245), from the
-# figures of that run and a profile made during development.
+# About the commits the full run compares (--compare 52b8868,2e70245): the ratio is in
+# the Targets table of the same run; the rest are development measurements.
 COMPARISON_NOTE = """\
 `52b8868` is the commit before the architecture issue (the run split into modules,
 every value a driver parameter through `executemany`); `2e70245` the commit before
-pacing. Against `2e70245` the job unpaced is as fast as before (0.98 at N = 100,000:
-pacing costs nothing when it is off). Against `52b8868` it takes 1.36 x as long at
-N = 100,000, over the 1.25 x the architecture issue allows: **not met**. Where the time
-went (py-spy of both jobs at N = 100,000, development measurement, 200 samples/s per
-thread): the writer thread's Python (PyMySQL's per-row `_mogrify`, our cached escaping,
-the statement bytes) 7.7 s against 1.9 s for the row literals `52b8868` built, and the
-state reading's Python 7.1 s against 4.6 s (ids compared as the database compares them,
-the plugin's readers' fields); on 2 cores that Python competes with the server, whose
-part grew from 10.2 s to 13.0 s. `store.prepare` (escaping each repeating value and
-document piece once; its docstring: 32.4 s -> 20.4 s at N = 100,000 when it was written)
-is what keeps `executemany` in reach; the rest is the price of driver parameters and of
-the real-site fixes, and is left as it is.
+pacing. The issue allows this job 1.25 x the time of `52b8868` at N = 100,000 (Targets
+above, from this run). What it costs, and what keeps it close (development
+measurements at N = 100,000, the two jobs in turns): with every value a driver
+parameter, PyMySQL's `executemany` builds each row's literal in Python (about 1.6 s of
+CPU per 100,000 students even with `store.prepare`'s cache, against 0.2 s for the
+row literals `52b8868` built). Both jobs are bound by their writer thread, which waits
+for the server (the run waited 2.8 s of 12.5 s for it at `52b8868`); building the
+statements in the writer thread too made that the longer path (the run waited 4.9 s and
+took 16.1 s: 1.3 x). Built in the run's thread, where the time was spent waiting
+anyway, and sent by the writer thread alone, the run takes about 1.1 x; reading
+DATETIMEs in C (`db.connect`) gave back part of the rest.
 """
 
 

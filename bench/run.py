@@ -474,7 +474,20 @@ def targets(results: list[Result]) -> list[tuple[str, str, bool]]:
                 big.job_rss_mb <= 150 and big.job_rss_mb <= 1.5 * ten.job_rss_mb,
             )
         )
+    if ARCHITECTURE_BASE in big.baselines:  # --compare 52b8868: the architecture issue's
+        seconds = big.baselines[ARCHITECTURE_BASE][0]
+        out.append(
+            (
+                f"job <= 1.25x the job at `{ARCHITECTURE_BASE}` at N = {big.n:,}",
+                f"{big.job_s / seconds:.2f} ({big.job_s:.2f} s / {seconds:.2f} s)",
+                big.job_s <= 1.25 * seconds,
+            )
+        )
     return out
+
+
+#: The commit before the architecture issue, whose job the issue's speed limit is from.
+ARCHITECTURE_BASE = "52b8868"
 
 
 def machine() -> dict[str, str]:

@@ -8,12 +8,14 @@ no password can leak through an exception text.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, TypeVar
 
 import pymysql
+import pymysql.constants
 import pymysql.converters
 import pymysql.cursors
 
@@ -100,6 +102,27 @@ def errors_as(action: str) -> Iterator[None]:
         raise translate(exc, action) from None
 
 
+def _datetime(text: str) -> Any:
+    """A DATETIME or TIMESTAMP value as PyMySQL's ``convert_datetime`` returns it, in C
+    for the text a server sends ('2024-05-01 10:00:00[.ffffff]'): ``fromisoformat``
+    reads it to the same datetime, and raises where PyMySQL's converter is needed (a
+    zero date, which it returns as the string). Bench, N = 100,000: the profile rows'
+    ``updated_at`` (2.5 per student) took 0.47 s of the run's Python through PyMySQL's.
+    """
+    try:
+        return dt.datetime.fromisoformat(text)
+    except ValueError:
+        return pymysql.converters.convert_datetime(text)
+
+
+#: PyMySQL's decoders, with :func:`_datetime` for DATETIME and TIMESTAMP columns.
+DECODERS = {
+    **pymysql.converters.conversions,
+    pymysql.constants.FIELD_TYPE.DATETIME: _datetime,
+    pymysql.constants.FIELD_TYPE.TIMESTAMP: _datetime,
+}
+
+
 def connect(
     cfg: DatabaseConfig, statement_timeout: int, connect_timeout: int = CONNECT_TIMEOUT_S
 ) -> Any:
@@ -132,6 +155,7 @@ def connect(
             read_timeout=connect_timeout,
             write_timeout=connect_timeout,
             init_command="SET time_zone = '+00:00'",
+            conv=DECODERS,
         )
     # Not settable through PyMySQL's API once connected; these are the attributes
     # its socket reads and writes use (PyMySQL 1.x).

@@ -49,7 +49,8 @@ class BatchRows:
 class Json:
     """A JSON text in pieces: the even pieces repeat from student to student, the odd
     ones are numbers (``duration_ms``, then closing braces). ``text`` is the document;
-    the pieces let the storing module escape what repeats once per run."""
+    the pieces let the storing module escape what repeats once per run. Equal only to
+    itself (each document is written once; the storing module keys nothing by text)."""
 
     __slots__ = ("parts",)
 
@@ -66,12 +67,6 @@ class Json:
     def __repr__(self) -> str:
         return f"Json({self.text!r})"
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Json) and other.text == self.text
-
-    def __hash__(self) -> int:
-        return hash(self.text)
-
 
 class DocumentCache:
     """The JSON texts of the documents, built once per run where they repeat.
@@ -79,7 +74,8 @@ class DocumentCache:
     An ``evaluation_result`` differs between students only in the rules evaluated and
     matched and in ``duration_ms``, its last key: its text up to ``"duration_ms":`` is
     kept per (scenario, rules evaluated, rules matched) and the duration appended as
-    ``json.dumps`` writes a float. Routing documents (a handful per run) are kept whole.
+    ``json.dumps`` writes a float. Routing documents (a handful per run) are kept whole,
+    as text: the storing module escapes a repeating text once.
     The text is exactly ``json.dumps`` of each document (bench: about 2 s of the 100,000
     students' run without it).
     """
@@ -93,7 +89,7 @@ class DocumentCache:
             for index, scenario in enumerate(book.scenarios)
         ]
         self._heads: dict[tuple[int, int, tuple[str, ...]], Optional[tuple[str, str]]] = {}
-        self._routes: dict[tuple[str, tuple[int, ...]], Json] = {}
+        self._routes: dict[tuple[str, tuple[int, ...]], str] = {}
 
     def result(self, position: int, result: dict[str, Any]) -> tuple[Json, tuple[str, str]]:
         """The ``evaluation_result`` of the scenario at ``position``, and its piece of
@@ -122,11 +118,11 @@ class DocumentCache:
         parts[-1] += "}"
         return Json(*parts)
 
-    def routing(self, routing: dict[str, Any]) -> Json:
+    def routing(self, routing: dict[str, Any]) -> str:
         key = (routing["strategy"], tuple(routing["agents"]))
         text = self._routes.get(key)
         if text is None:
-            text = self._routes[key] = Json(to_json(routing))
+            text = self._routes[key] = to_json(routing)
         return text
 
 

@@ -5,6 +5,7 @@ verbatim and inject nothing, whatever the server's ``sql_mode``."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import signal
@@ -15,6 +16,7 @@ from pathlib import Path
 import pymysql
 import pytest
 
+from heartbeat import db, evaluate, store
 from tests.conftest import DB_PASSWORD, ROOT, Site, run_cli, start_cli
 from tests.mariadb_server import SQL_DIR, MariaDBServer, run_sql_file
 from tests.test_schema import PHP_TABLES
@@ -368,3 +370,82 @@ def test_hostile_student_ids_are_stored_verbatim(demo_site: Site, sql_mode: str)
     # the JSON documents stay valid JSON whatever the id held
     for (doc,) in demo_site.query("SELECT scenario_results FROM mdl_alt42_event_processing_log"):
         assert set(json.loads(doc)) == {"S0", "S1", "S2", "S3", "S4"}
+
+
+def _text(value: object) -> object:
+    return value.text if isinstance(value, evaluate.Json) else value
+
+
+def test_the_writers_cached_escaping_sends_what_pymysql_itself_would(
+    demo_site: Site, sql_mode: str
+) -> None:
+    """``store.prepare``'s cursor (literals from a cache, documents by pieces) builds
+    exactly the statements PyMySQL's ``executemany`` builds alone from the same rows,
+    each document passed as its text (PyMySQL escapes an object it does not know with
+    backslashes whatever the sql_mode: under NO_BACKSLASH_ESCAPES that would corrupt
+    the documents; the cursor escapes them as the text they are)."""
+    head = '{"scenario_id":"S0","note":"' + "'\\\"\\n\x00\x1a" + '","duration_ms":'
+    rows = evaluate.BatchRows()
+    for number, sid in enumerate(HOSTILE_IDS * 2):  # each value twice: a cache hit
+        document = evaluate.Json(head, f"{number}.5}}")
+        rows.evaluations.append((sid, "S0", sid, number, "all_matching", document, sid))
+        rows.events.append(
+            (sid, "t", sid, 5, document, evaluate.to_json([sid]), 2, sid, sid, sid, sid)
+        )
+    # 1, 1.0 and True are one dict key; their literals differ
+    rows.events.append((1.0, True, 1, None, b"\x00'", dt.datetime(2024, 5, 1, 10, 0, 0, 5),
+                        1, 1.0, True, "x", "x"))  # fmt: skip
+    tables = db.Tables("mdl_")
+    plain = db.connect(demo_site.config().database, 10)
+    prepared = store.prepare(db.connect(demo_site.config().database, 10))
+    try:
+        as_text = evaluate.BatchRows(
+            [tuple(map(_text, row)) for row in rows.evaluations],
+            [tuple(map(_text, row)) for row in rows.events],
+        )
+        expected = store.batch_statements(plain, tables, as_text)  # PyMySQL's own escaping
+        assert store.batch_statements(prepared, tables, rows) == expected
+        assert store.batch_statements(prepared, tables, rows) == expected  # from the cache
+        assert prepared.literals  # the cache was used, not bypassed
+        assert (
+            b"(1.0e0, 1, 1, NULL, X'0027', '2024-05-01 10:00:00.000005', 1, 1.0e0, 1,"
+            in (expected[-1])
+        )
+    finally:
+        db.close_quietly(plain)
+        db.close_quietly(prepared)
+
+
+@pytest.mark.parametrize(
+    "column, value",
+    [
+        ("DATETIME", "2024-05-01 10:00:00"),
+        ("DATETIME(6)", "2024-05-01 10:00:00.123456"),
+        ("DATETIME(1)", "2024-05-01 10:00:00.5"),
+        ("DATETIME(3)", "0099-01-01 00:00:00.25"),
+        ("DATETIME", "0000-00-00 00:00:00"),  # zero date (lax sql_mode): a string
+        ("DATETIME", "2024-00-01 00:00:00"),  # zero month (lax sql_mode): a string
+        ("TIMESTAMP", "2024-05-01 10:00:00"),
+        ("TIMESTAMP", "0000-00-00 00:00:00"),
+    ],
+)
+def test_dates_are_read_as_pymysql_reads_them(demo_site: Site, column: str, value: str) -> None:
+    """``db.connect``'s faster DATETIME/TIMESTAMP decoder returns what PyMySQL's own
+    does, for each shape a server sends (zero dates included)."""
+    with demo_site.conn() as conn, conn.cursor() as cur:
+        cur.execute("SET SESSION sql_mode = ''")
+        cur.execute(f"CREATE TABLE dates (d {column} NULL)")
+        cur.execute("INSERT INTO dates VALUES (%s), (NULL)", (value,))
+        cur.execute("SELECT d FROM dates")
+        expected = cur.fetchall()
+    ours = db.connect(demo_site.config().database, 10)
+    try:
+        with ours.cursor() as cur:
+            cur.execute("SELECT d FROM dates")
+            got = cur.fetchall()
+    finally:
+        db.close_quietly(ours)
+    assert [(type(v), v) for (v,) in got] == [(type(v), v) for (v,) in expected]
+    assert type(expected[0][0]) is (
+        str if value[5:7] == "00" or value[:4] == "0000" else dt.datetime
+    )

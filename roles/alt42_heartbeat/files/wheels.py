@@ -28,7 +28,7 @@ import zipfile
 from pathlib import Path
 
 OWN = "alt42_heartbeat"
-DEPENDENCIES = ("PyMySQL>=1.1,<2", "pip")
+DEPENDENCIES = ("PyMySQL>=1.2.1,<2", "pip")
 
 
 def fail(message: str) -> None:
