@@ -207,7 +207,7 @@ row literals `52b8868` built). Both jobs are bound by their writer thread, which
 for the server (the run waited 2.8 s of 12.5 s for it at `52b8868`); building the
 statements in the writer thread too made that the longer path (the run waited 4.9 s and
 took 16.1 s: 1.3 x). Built in the run's thread, where the time was spent waiting
-anyway, and sent by the writer thread alone, the run takes about 1.1 x; reading
+anyway, and sent by the writer thread alone, the run takes 1.1 to 1.2 x; reading
 DATETIMEs in C (`db.connect`) gave back part of the rest.
 """
 
