@@ -19,6 +19,7 @@ import pymysql
 
 from heartbeat import __version__, db, schema
 from heartbeat.config import DatabaseConfig
+from heartbeat.errors import ConfigError
 from heartbeat.evaluate import BatchRows, Json
 
 
@@ -172,7 +173,10 @@ def prepare(conn: Any) -> Any:
     from 0.39 s to 0.32 s of CPU in isolation.
     """
     if not hasattr(pymysql.cursors.Cursor, "_mogrify"):  # pyproject.toml asks for it
-        raise RuntimeError(f"PyMySQL {pymysql.__version__} is older than 1.2.1")
+        raise ConfigError(
+            f"PyMySQL {pymysql.__version__} is older than 1.2.1, which the job needs:"
+            " pip install 'PyMySQL>=1.2.1,<2' (the role installs the one it was tested with)"
+        )
     conn.literals = _Literals(conn.escape)
     conn.cursorclass = Cursor
     return conn

@@ -17,6 +17,7 @@ import pymysql
 import pytest
 
 from heartbeat import db, evaluate, store
+from heartbeat.errors import ConfigError
 from tests.conftest import DB_PASSWORD, ROOT, Site, run_cli, start_cli
 from tests.mariadb_server import SQL_DIR, MariaDBServer, run_sql_file
 from tests.test_schema import PHP_TABLES
@@ -414,6 +415,20 @@ def test_the_writers_cached_escaping_sends_what_pymysql_itself_would(
     finally:
         db.close_quietly(plain)
         db.close_quietly(prepared)
+
+
+def test_a_pymysql_without_the_cursor_hook_is_refused(
+    demo_site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before 1.2.1 PyMySQL escapes a document itself, with backslashes whatever the
+    sql_mode: the writer refuses it (one line, the fix) instead of corrupting them."""
+    conn = db.connect(demo_site.config().database, 10)
+    monkeypatch.delattr(pymysql.cursors.Cursor, "_mogrify")
+    try:
+        with pytest.raises(ConfigError, match=r"older than 1\.2\.1.*pip install"):
+            store.prepare(conn)
+    finally:
+        db.close_quietly(conn)
 
 
 @pytest.mark.parametrize(
