@@ -132,7 +132,7 @@ def test_claims_committing_together_on_two_nodes_give_one_run(sites: list[Site])
                     (f"blocker-{round_number}-{id(blocker)}", slot),
                 )
         processes = [start_cli("--config", str(s.tmp / "heartbeat.ini"), "run") for s in sites]
-        _wait_for_lock_waits(sites)
+        _wait_for_lock_waits(sites, processes, round_number)
         barrier = threading.Barrier(len(blockers))
         threads = [threading.Thread(target=_release, args=(b, barrier)) for b in blockers]
         for thread in threads:
@@ -159,8 +159,11 @@ def _release(blocker: pymysql.Connection, barrier: threading.Barrier) -> None:
         blocker.rollback()
 
 
-def _wait_for_lock_waits(sites: list[Site]) -> None:
-    """Until each node has a job transaction waiting on the blocker's row lock."""
+def _wait_for_lock_waits(
+    sites: list[Site], processes: list[subprocess.Popen[str]], round_number: int
+) -> None:
+    """Until each node has a job transaction waiting on the blocker's row lock; if not,
+    the failure says what the jobs did (one that ended early, with its output)."""
     deadline = time.monotonic() + 60
     while True:
         waiting = [
@@ -171,7 +174,9 @@ def _wait_for_lock_waits(sites: list[Site]) -> None:
         ]
         if all(count >= 1 for count in waiting):
             return
-        assert time.monotonic() < deadline, f"the claims never waited: {waiting}"
+        if time.monotonic() >= deadline:
+            ended = [p.communicate(timeout=5) if p.poll() is not None else None for p in processes]
+            pytest.fail(f"round {round_number}: the claims never waited: {waiting}; jobs: {ended}")
         time.sleep(0.05)
 
 
