@@ -190,13 +190,17 @@ class Cursor(pymysql.cursors.Cursor):  # type: ignore[misc] # PyMySQL has no typ
     """The cursor of a :func:`prepare`-d connection: a row's parameters become
     literals through the connection's cache (``_Literals``)."""
 
+    def __init__(self, connection: Any) -> None:
+        super().__init__(connection)
+        literals = getattr(connection, "literals", None)  # None: not prepared
+        self._literal = None if literals is None else literals.__getitem__
+
     def _mogrify(self, query: str, args: Any) -> str:
         # PyMySQL (>= 1.2.1, see prepare) builds each row of executemany here.
-        literals = getattr(self.connection, "literals", None)
-        if literals is None or type(args) is not tuple:
+        if self._literal is None or type(args) is not tuple:
             return str(super()._mogrify(query, args))
         try:
-            return query % tuple(map(literals.__getitem__, args))
+            return query % tuple(map(self._literal, args))
         except TypeError as exc:  # as PyMySQL says it: a count that does not match
             raise pymysql.err.ProgrammingError(str(exc)) from None
 
@@ -207,12 +211,12 @@ class _Statements(Cursor):
 
     def __init__(self, connection: Any) -> None:
         super().__init__(connection)
-        self.statements: list[bytes] = []
+        self.statements: list[bytes] = []  # bytes-like: executemany's own bytearrays
 
     def execute(self, query: Any, args: Any = None) -> int:
         if args is not None:
             query = self.mogrify(query, args)
-        self.statements.append(query if isinstance(query, bytes) else bytes(query))
+        self.statements.append(query)
         return 0
 
 
