@@ -77,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="INI file (default: $ALT42_HEARTBEAT_CONFIG or /etc/alt42/heartbeat.ini)",
     )
+    parser.add_argument(
+        "--log-file",
+        metavar="FILE",
+        help="append every line to FILE (the role's cron line); if it cannot be opened the"
+        " command still runs, its lines go to syslog and stderr, and it exits 1",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
 
@@ -167,8 +173,9 @@ class Context:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     verbose = bool(getattr(args, "verbose", False))
-    out = output.setup(verbose=verbose, quiet=bool(getattr(args, "json", False)))
-    log_hint = _log_hint()  # now: a stdout that fails later is pointed at /dev/null
+    log_file = output.open_log(args.log_file) if args.log_file else None
+    out = output.setup(verbose=verbose, quiet=bool(getattr(args, "json", False)), log_file=log_file)
+    log_hint = out.where or _log_hint()  # now: a stdout that fails later is pointed at /dev/null
     config: Optional[Config] = None
     try:
         with coordinate.stop_signals() as signals:
@@ -498,7 +505,8 @@ def cmd_status(ctx: Context) -> int:
             )
     finally:
         db.close_quietly(conn)
-    state, line = status.assess(runs, now, limit, busy)
+    where = status.php_schedules_here(config.path) if runs.php_rows else None
+    state, line = status.assess(runs, now, limit, busy, where)
     ctx.print(line)
     return state
 

@@ -2,27 +2,40 @@
 
 Every module logs to a child of the ``heartbeat`` logger; :func:`setup` (called by the
 CLI only) decides where the lines go, as borgmatic does: INFO lines (and DEBUG with
-``--verbose``) on stdout, which cron appends to the log, WARNING and ERROR on stderr,
-each as ``[YYYY-MM-DD HH:MM:SS] message`` in UTC. A :class:`Transcript` keeps the last
-lines for the failure mail. A stream that cannot take a line (a full disk under cron's
-log, a closed pipe) is noted in :attr:`Output.lost` and never stops a run half-way.
+``--verbose``) on stdout, WARNING and ERROR on stderr, each as
+``[YYYY-MM-DD HH:MM:SS] message`` in UTC; with ``--log-file`` (the role's cron line) all
+of them are appended to that file, which the job opens itself. A :class:`Transcript`
+keeps the last lines for the failure mail. A stream that cannot take a line (a full disk
+under the log, a closed pipe) is noted in :attr:`Output.lost` and never stops a run
+half-way.
+
+Why the job opens its log itself: with cron's ``>> LOG 2>&1`` the shell opens the file
+before the job starts, so a log that another program (the PHP job run by root) made
+unwritable stopped every run before it began, silently. A log the job cannot open now
+costs the run its log, not the run: the lines go to syslog and stderr instead, and the
+run says so.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import grp
 import logging
+import logging.handlers
 import os
+import pwd
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Optional, TextIO
+from typing import Any, Optional, TextIO
 
 from heartbeat import mail
 
 LOGGER_NAME = "heartbeat"
 TRANSCRIPT_LINES = mail.TRANSCRIPT_LINES
+SYSLOG_SOCKET = "/dev/log"
+SYSLOG_TAG = "alt42-heartbeat"
 
 
 class StampFormatter(logging.Formatter):
@@ -119,6 +132,7 @@ class Output:
     lost: list[str] = field(default_factory=list)
     stdout: TextIO = field(default_factory=lambda: sys.stdout)
     status: Optional[StatusLine] = None  # drawn only by a run's progress on a terminal
+    where: str = ""  # where the log lines went, in words (for the failure mail)
 
     def plain(self, text: str) -> None:
         """Print ``text`` as it is (a report table, the status line, ``--json``): output
@@ -132,10 +146,79 @@ class Output:
             self.lost.append(f"{getattr(self.stdout, 'name', 'output')}: {exc.strerror or exc}")
 
 
-def setup(verbose: bool = False, quiet: bool = False, stdout: Optional[TextIO] = None) -> Output:
+@dataclass(frozen=True)
+class LogFile:
+    """The log file of ``--log-file``: its open stream, or why it could not be opened."""
+
+    path: str
+    stream: Optional[TextIO]
+    problem: str = ""  # e.g. "Permission denied (owner root:root, mode 0644; ...)"
+    fix: str = ""
+
+
+def open_log(path: str) -> LogFile:
+    """Open ``path`` for appending, as ``>>`` would (created 0644 under umask 022)."""
+    try:
+        stream = open(path, "a", encoding="utf-8", errors="replace")  # noqa: SIM115
+    except OSError as exc:
+        if os.path.lexists(path):
+            fix = "make it writable by the job's user (chown it, or remove it: the job creates it)"
+        else:
+            fix = f"create {os.path.dirname(path) or '.'} writable by the job's user"
+        return LogFile(path, None, f"{exc.strerror or exc}{_owner_note(path)}", fix)
+    return LogFile(path, stream)
+
+
+def _owner_note(path: str) -> str:
+    """`` (owner root:root, mode 0644; this job runs as www-data)``, or "" if unknown."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return ""
+    return (
+        f" (owner {_name(pwd.getpwuid, info.st_uid)}:{_name(grp.getgrgid, info.st_gid)},"
+        f" mode {info.st_mode & 0o7777:04o}; this job runs as {_name(pwd.getpwuid, os.geteuid())})"
+    )
+
+
+def _name(lookup: Any, number: int) -> str:
+    try:
+        return str(lookup(number)[0])
+    except KeyError:
+        return str(number)
+
+
+def _instead_of(log_file: LogFile, out: Output) -> tuple[logging.Handler, str]:
+    """Where the lines of a run whose log cannot be opened go besides stderr: the local
+    syslog (the journal on systemd), or nowhere more without one. Notes the loss."""
+    handler: logging.Handler = logging.NullHandler()
+    instead = "standard error (under cron: mailed to MAILTO, if set)"
+    if os.path.exists(SYSLOG_SOCKET):
+        with contextlib.suppress(OSError):
+            handler = logging.handlers.SysLogHandler(
+                address=SYSLOG_SOCKET, facility=logging.handlers.SysLogHandler.LOG_CRON
+            )
+            handler.setFormatter(logging.Formatter(f"{SYSLOG_TAG}[%(process)d]: %(message)s"))
+            instead = (
+                f"syslog (tag {SYSLOG_TAG}: journalctl -t {SYSLOG_TAG}, or /var/log/syslog)"
+                " and standard error"
+            )
+    out.lost.append(f"{log_file.path}: {log_file.problem}")
+    out.where = f"The log {log_file.path} could not be opened: this run's lines went to {instead}."
+    return handler, instead
+
+
+def setup(
+    verbose: bool = False,
+    quiet: bool = False,
+    stdout: Optional[TextIO] = None,
+    log_file: Optional[LogFile] = None,
+) -> Output:
     """Route the ``heartbeat`` logger for one command (replacing earlier handlers).
 
     ``quiet`` (``run --json``) keeps stdout for the JSON alone; errors still go to stderr.
+    ``log_file``: every line goes there; if it could not be opened, to syslog and the
+    usual streams, and the first line says so (the command goes on).
     """
     logger = logging.getLogger(LOGGER_NAME)
     for handler in list(logger.handlers):
@@ -146,14 +229,32 @@ def setup(verbose: bool = False, quiet: bool = False, stdout: Optional[TextIO] =
     stream = stdout or sys.stdout
     out = Output(transcript=Transcript(), stdout=stream, status=StatusLine(stream))
     handlers: list[logging.Handler] = [out.transcript]
-    if not quiet:
-        to_stdout = SafeStreamHandler(stream, out.lost, out.status)
-        to_stdout.addFilter(_Below(logging.WARNING))
-        handlers.append(to_stdout)
-    to_stderr = SafeStreamHandler(sys.stderr, out.lost, out.status)
-    to_stderr.setLevel(logging.WARNING)
-    handlers.append(to_stderr)
+    if log_file is not None and log_file.stream is not None:
+        handlers.append(SafeStreamHandler(log_file.stream, out.lost))
+        out.where = f"The whole output is in {log_file.path}."
+    else:
+        if not quiet:
+            to_stdout = SafeStreamHandler(stream, out.lost, out.status)
+            to_stdout.addFilter(_Below(logging.WARNING))
+            handlers.append(to_stdout)
+        to_stderr = SafeStreamHandler(sys.stderr, out.lost, out.status)
+        to_stderr.setLevel(logging.WARNING)
+        handlers.append(to_stderr)
     for handler in handlers:
         handler.setFormatter(formatter)
+    instead = ""
+    if log_file is not None and log_file.stream is None:
+        handler, instead = _instead_of(log_file, out)
+        handlers.append(handler)
+    for handler in handlers:
         logger.addHandler(handler)
+    if log_file is not None and instead:
+        logger.error(
+            "ERROR: cannot append to the log %s: %s; the command goes on, its lines go to %s;"
+            " fix: %s",
+            log_file.path,
+            log_file.problem,
+            instead,
+            log_file.fix,
+        )
     return out

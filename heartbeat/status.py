@@ -8,6 +8,8 @@ rows, so every branch is tested without a database.
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -15,6 +17,9 @@ from heartbeat import db
 from heartbeat.config import HeartbeatConfig
 
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
+#: What the role found of the PHP job's cron lines on this host, next to the INI
+#: (roles/alt42_heartbeat/vars/main.yml: __alt42_heartbeat_php_record).
+PHP_RECORD = "php-schedules.json"
 STATE_NAMES = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}
 COMPLETED = ("success", "partial")
 
@@ -41,7 +46,8 @@ class History:
 
     last: Optional[RunRow]  # the newest finished run (any outcome)
     last_completed: Optional[RunRow]
-    php_rows: int = 0  # rows the PHP job wrote since the CRITICAL limit began
+    php_rows: int = 0  # rows the PHP job wrote since the limit began and after our first run
+    php_last: Optional[dt.datetime] = None  # when the newest of them was written (UTC)
 
 
 def history(conn: Any, tables: db.Tables, columns: set[str], since: dt.datetime) -> History:
@@ -73,13 +79,49 @@ def history(conn: Any, tables: db.Tables, columns: set[str], since: dt.datetime)
                     version=None if row[5] is None else str(row[5]),
                 )
             )
-        php = "status IS NULL AND " if with_status else ""
+        # Only rows after this job's first run: rows of the PHP job written before the
+        # switch are history, not a second job (they warned for 40 min after a deploy).
+        php = (
+            f"status IS NULL AND id > (SELECT COALESCE(MIN(id), 0) FROM {tables.heartbeat_log}"
+            " WHERE status IS NOT NULL) AND "
+            if with_status
+            else ""
+        )
         cur.execute(
-            f"SELECT COUNT(*) FROM {tables.heartbeat_log} WHERE {php}created_at >= %s",
+            f"SELECT COUNT(*), MAX(created_at) FROM {tables.heartbeat_log}"
+            f" WHERE {php}created_at >= %s",
             (since.astimezone(dt.timezone.utc).replace(tzinfo=None),),
         )
-        count = cur.fetchone()
-    return History(rows[0], rows[1], int(count[0] if count else 0))
+        count = cur.fetchone() or (0, None)
+    newest = count[1] if isinstance(count[1], dt.datetime) else None
+    return History(
+        rows[0],
+        rows[1],
+        int(count[0] or 0),
+        newest.replace(tzinfo=dt.timezone.utc) if newest else None,
+    )
+
+
+def php_schedules_here(config_path: str) -> Optional[str]:
+    """Where the PHP job is still scheduled on this host, as the role last recorded it
+    (``PHP_RECORD`` next to the INI), in words; None without a record."""
+    path = os.path.join(os.path.dirname(config_path), PHP_RECORD)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            entries = json.load(handle)["php_schedules"]
+        active = [
+            f"{entry['where']} ({entry['schedule']})"
+            for entry in entries
+            if entry["active"] and not entry["own"]
+        ]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if active:
+        return "on this host, as the role found it: " + "; ".join(active)
+    return (
+        "not on this host at the last deploy: look at the site's other web servers"
+        " (crontab -l -u root, crontab -l -u www-data, /etc/cron.d, /etc/crontab)"
+    )
 
 
 def critical_limit(now: dt.datetime, settings: HeartbeatConfig, grace_minutes: int) -> dt.timedelta:
@@ -99,14 +141,21 @@ def critical_limit(now: dt.datetime, settings: HeartbeatConfig, grace_minutes: i
 
 
 def assess(
-    found: History, now: dt.datetime, limit: dt.timedelta, sessions_exist: bool
+    found: History,
+    now: dt.datetime,
+    limit: dt.timedelta,
+    sessions_exist: bool,
+    php_where: Optional[str] = None,
 ) -> tuple[int, str]:
-    """The plugin state and its one line (with perfdata); ``limit``: ``critical_limit``."""
+    """The plugin state and its one line (with perfdata); ``limit``: ``critical_limit``;
+    ``php_where``: :func:`php_schedules_here`."""
     state, line = _assess(found.last, found.last_completed, now, limit, sessions_exist)
     if found.php_rows:
+        newest = f", the last at {found.php_last:%H:%M} UTC" if found.php_last else ""
+        where = php_where or "remove its cron line: the role's play retires it"
         note = (
-            f"; {found.php_rows} row(s) of the PHP heartbeat job arrived meanwhile: it is"
-            " still scheduled too (remove its cron line)"
+            f"; {found.php_rows} row(s) of the PHP heartbeat job arrived meanwhile{newest}:"
+            f" it is still scheduled too ({where})"
         )
         text, _, perf = line.partition(" | ")
         if state == OK:
