@@ -192,7 +192,7 @@ def _instead_of(log_file: LogFile, out: Output) -> tuple[logging.Handler, str]:
     """Where the lines of a run whose log cannot be opened go besides stderr: the local
     syslog (the journal on systemd), or nowhere more without one. Notes the loss."""
     handler: logging.Handler = logging.NullHandler()
-    instead = "standard error (under cron: mailed to MAILTO, if set)"
+    instead = "stdout and stderr (under cron: mailed to MAILTO, if set)"
     if os.path.exists(SYSLOG_SOCKET):
         with contextlib.suppress(OSError):
             handler = logging.handlers.SysLogHandler(
@@ -201,7 +201,7 @@ def _instead_of(log_file: LogFile, out: Output) -> tuple[logging.Handler, str]:
             handler.setFormatter(logging.Formatter(f"{SYSLOG_TAG}[%(process)d]: %(message)s"))
             instead = (
                 f"syslog (tag {SYSLOG_TAG}: journalctl -t {SYSLOG_TAG}, or /var/log/syslog)"
-                " and standard error"
+                " and stdout and stderr"
             )
     out.lost.append(f"{log_file.path}: {log_file.problem}")
     out.where = f"The log {log_file.path} could not be opened: this run's lines went to {instead}."

@@ -528,8 +528,8 @@ ROLE = ROOT / "roles" / "alt42_heartbeat"
 
 
 def _cron_like(ini: Path, log: Path, *args: str) -> subprocess.Popen[bytes]:
-    """The role's cron command shape: ``<job> run >> LOG 2>&1`` through /bin/sh."""
-    command = f"{sys.executable} -m heartbeat --config {ini} run {' '.join(args)} >> {log} 2>&1"
+    """The role's cron command shape: ``<job> --log-file LOG run`` through /bin/sh."""
+    command = f"{sys.executable} -m heartbeat --config {ini} --log-file {log} run {' '.join(args)}"
     return subprocess.Popen(["/bin/sh", "-c", command], env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 
@@ -544,8 +544,14 @@ def _lines(path: Path) -> list[str]:
 @pytest.mark.skipif(shutil.which("logrotate") is None, reason="logrotate is not installed")
 def test_logrotate_while_the_job_writes_loses_no_line(demo_site: Site, tmp_path: Path) -> None:
     template = (ROLE / "templates" / "logrotate.j2").read_text()
-    # plain rename rotation: no copytruncate (would lose lines), no create, no signal
-    assert not re.search(r"^\s*(copytruncate|create|postrotate)\b", template, re.MULTILINE)
+    # plain rename rotation: no copytruncate (would lose lines), no signal; the next file
+    # is created for the job's user (the running job keeps writing to the renamed one)
+    assert not re.search(r"^\s*(copytruncate|postrotate)\b", template, re.MULTILINE)
+    assert re.search(
+        r"^\s*create \{\{ alt42_heartbeat_log_file_mode \}\} \{\{ alt42_heartbeat_user \}\}",
+        template,
+        re.MULTILINE,
+    )
     add_students(demo_site, 2000)
     ini = demo_site.write_ini(batch_size=10)
     logs = tmp_path / "log"
@@ -555,8 +561,8 @@ def test_logrotate_while_the_job_writes_loses_no_line(demo_site: Site, tmp_path:
     # the directives the role's template renders with its defaults (no su: we are root
     # and own the directory)
     conf.write_text(
-        f"{log} {{\n    daily\n    rotate 30\n    compress\n    delaycompress\n"
-        "    missingok\n    notifempty\n}\n"
+        f"{log} {{\n    create 0644 root root\n    daily\n    rotate 30\n    compress\n"
+        "    delaycompress\n    missingok\n    notifempty\n}\n"
     )
     state = tmp_path / "logrotate.state"
 
@@ -571,14 +577,14 @@ def test_logrotate_while_the_job_writes_loses_no_line(demo_site: Site, tmp_path:
     first = _cron_like(ini, log, "--verbose")
     rotate_when(first, log, 300)
     assert first.wait(timeout=180) == 0
-    # the running job kept writing to the renamed file; the next run starts a new one
-    assert not log.exists()
+    # the running job kept writing to the renamed file; the next run appends to the new one
+    assert log.stat().st_size == 0
     assert (logs / "heartbeat_cron.log.1").exists()
     second = _cron_like(ini, log, "--verbose", "--force")  # same slot: a manual re-run
     rotate_when(second, log, 300)  # now .1 is compressed to .2.gz (delaycompress)
     assert second.wait(timeout=180) == 0
     files = sorted(p.name for p in logs.iterdir())
-    assert files == ["heartbeat_cron.log.1", "heartbeat_cron.log.2.gz"]
+    assert files == ["heartbeat_cron.log", "heartbeat_cron.log.1", "heartbeat_cron.log.2.gz"]
     everything = [line for name in files for line in _lines(logs / name)]
     per_run = 2008 + 3  # one line per student + Starting, Found, Completed
     assert len(everything) == 2 * per_run
@@ -611,7 +617,7 @@ def full_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_full_disk_under_the_log(demo_site: Site, full_disk: Path) -> None:
-    """cron's ``>> LOG 2>&1`` on a full disk: no line can be written, but the run goes
+    """The cron line's log on a full disk: no line can be written, but the run goes
     on, records itself completely in the database and exits 1 (not 0)."""
     log = full_disk / "heartbeat_cron.log"
     ini = demo_site.write_ini()
@@ -636,8 +642,9 @@ def test_full_disk_under_the_log_is_mailed(demo_site: Site, full_disk: Path, mta
     )
     body = message.get_content()
     assert "Completed: 8 processed, 0 errors" in body
-    assert "ERROR: output lost, cannot write to <stdout>: No space left on device" in body
-    assert f"The whole output is in {full_disk / 'heartbeat_cron.log'}." in body
+    log = full_disk / "heartbeat_cron.log"
+    assert f"ERROR: output lost, cannot write to {log}: No space left on device" in body
+    assert f"The whole output is in {log}." in body
 
 
 def test_full_disk_on_stdout_only_says_so_on_stderr(demo_site: Site, full_disk: Path) -> None:

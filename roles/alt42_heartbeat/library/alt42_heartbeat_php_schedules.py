@@ -261,7 +261,7 @@ class Host:
             owner = 0
         os.chmod(tmp, mode)
         os.chown(tmp, owner, group)
-        self.module.atomic_move(tmp, path)
+        os.replace(tmp, path)  # atomic in one directory; keeps the mode and owner set above
 
 
 ARGUMENTS = {
@@ -321,6 +321,8 @@ def set_aside(module: AnsibleModule, tables: list, own_file: str) -> tuple:
         removed = [Table("file", path, _read(path), "") for path in backups]
     if module.params["state"] == "report":
         return tables, [], None
+    for table in removed:
+        table.after = ""
     if any(t.target == manual_file for t in tables):
         module.fail_json(
             msg=f"{aside.source} holds the PHP job's schedule, but {manual_file} (where the"
