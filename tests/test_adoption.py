@@ -26,7 +26,7 @@ from heartbeat import status
 from tests.conftest import ROOT, Site, cli_env, mailed
 
 ROLE = ROOT / "roles" / "alt42_heartbeat"
-MODULE = ROLE / "library" / "alt42_heartbeat_php_schedules.py"
+MODULE = ROOT / "plugins" / "modules" / "alt42_heartbeat_php_schedules.py"
 MANUAL_SCRIPT = (
     "/home/moodle/public_html/moodle/local/augmented_teacher/alt42/orchestration/api/scheduler"
     "/heartbeat.php"
@@ -86,14 +86,56 @@ def _role_command(ini: Path, log: Path) -> str:
     return f"{sys.executable} -m heartbeat --config {ini} --log-file {log} run"
 
 
-def test_the_role_lets_the_job_open_its_log() -> None:
-    """The python runtime's cron line has no shell redirection: the job opens the log."""
-    text = (ROLE / "vars" / "main.yml").read_text()
-    assert (
-        "--config {{ alt42_heartbeat_config_file }} --log-file {{ __alt42_heartbeat_log_path }}"
-        in text
+def _role_value(name: str, **extra: str) -> str:
+    """A variable of the role as Ansible renders it from the role's defaults and vars."""
+    extra_args = [arg for key, value in extra.items() for arg in ("-e", f"{key}={value}")]
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "ansible"),
+            "localhost",
+            "-c",
+            "local",
+            "-e",
+            f"@{ROLE / 'defaults' / 'main.yml'}",
+            "-e",
+            f"@{ROLE / 'vars' / 'main.yml'}",
+            *extra_args,
+            "-m",
+            "ansible.builtin.debug",
+            "-a",
+            f"var={name}",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ANSIBLE_STDOUT_CALLBACK": "json", "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1"},
+        check=False,
+        timeout=120,
     )
-    assert 'python: "{{ __alt42_heartbeat_python_command }} run"' in text
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(done.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    return str(result[name])
+
+
+LOG = "/var/log/alt42/heartbeat_cron.log"
+JOB = "/opt/alt42-heartbeat/current/venv/bin/alt42-heartbeat --config /etc/alt42/heartbeat.ini"
+
+
+@pytest.mark.parametrize(
+    ("runtime", "version", "command"),
+    [
+        ("python", "0.3.0", f"{JOB} --log-file {LOG} run"),
+        # a roll back to a release that cannot open its log gets the shell's `>>`
+        ("python", "0.2.0", f"{JOB} run >> {LOG} 2>&1"),
+        ("php", "0.3.0", f"/usr/bin/php {MANUAL_SCRIPT} >> {LOG} 2>&1"),
+    ],
+)
+def test_the_cron_line_lets_the_job_open_its_log(runtime: str, version: str, command: str) -> None:
+    value = _role_value(
+        "__alt42_heartbeat_command",
+        alt42_heartbeat_runtime=runtime,
+        __alt42_heartbeat_target_version=version,
+    )
+    assert value == command
 
 
 def test_a_log_another_user_owns_costs_the_run_its_log_not_the_run(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import alt42_expect as x
 import pytest
 
-HTACCESS = "/var/www/moodle/local/alt42/.htaccess"
+HTACCESS = f"{x.PHP_SCRIPT.rsplit('/', 1)[0]}/.htaccess"
 
 
 def test_cron_line_runs_php_on_the_script(host):
@@ -37,7 +37,8 @@ def test_no_python_install_for_the_php_runtime(host):
 
 APACHE = "http://127.0.0.1"
 NGINX = "http://127.0.0.1:8080"
-SCRIPT_URL = "/local/alt42/heartbeat.php"
+# The seed manual's tree: Moodle in /home/moodle/public_html/moodle (prepare.yml).
+SCRIPT_URL = x.PHP_SCRIPT.removeprefix("/home/moodle/public_html/moodle")
 APACHE_CONF = "/etc/apache2/conf-enabled/alt42-heartbeat.conf"
 
 
@@ -58,7 +59,7 @@ def test_heartbeat_php_cannot_be_fetched_over_http(host, server):
 @pytest.mark.parametrize(("server", "served"), [(APACHE, "version.php ran"), (NGINX, "<?php")])
 def test_the_rest_of_the_plugin_is_still_served(host, server, served):
     """The same directory answers: the 403 above is the role's, not a dead server's."""
-    code, body = fetch(host, f"{server}/local/alt42/version.php")
+    code, body = fetch(host, server + SCRIPT_URL.replace("heartbeat.php", "version.php"))
     assert (code, served in body) == (200, True), body
 
 

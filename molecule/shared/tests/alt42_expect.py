@@ -28,7 +28,11 @@ CURRENT = f"{INSTALL_DIR}/current"  # a link to the release cron starts
 VENV_DIR = f"{CURRENT}/venv"
 CLI = f"{VENV_DIR}/bin/alt42-heartbeat"
 PHP_BINARY = "/usr/bin/php"
-PHP_SCRIPT = "/var/www/moodle/local/alt42/heartbeat.php"
+# the seed manual's path (the role's default alt42_heartbeat_php_script)
+PHP_SCRIPT = (
+    "/home/moodle/public_html/moodle/local/augmented_teacher/alt42/orchestration/api/scheduler"
+    "/heartbeat.php"
+)
 DEFAULT_SCHEDULE = "*/30 * * * *"
 PRUNE_SCHEDULE = "17 3 * * *"
 HEARTBEAT_LOG = "mdl_alt42_heartbeat_log"  # the run rows (the seeded site's prefix)
@@ -61,10 +65,8 @@ def db_password() -> str:
 def expected_command() -> str:
     """The job's command in the cron entry, as agreed in docs/role-interface.md."""
     if runtime() == "php":
-        job = f"{PHP_BINARY} {PHP_SCRIPT}"
-    else:
-        job = f"{CLI} --config {CONFIG_FILE} run"
-    return f"{job} >> {LOG_FILE} 2>&1"
+        return f"{PHP_BINARY} {PHP_SCRIPT} >> {LOG_FILE} 2>&1"
+    return f"{CLI} --config {CONFIG_FILE} --log-file {LOG_FILE} run"
 
 
 def project_version() -> str:
@@ -123,7 +125,7 @@ def cron_env_and_jobs(host) -> tuple[dict[str, str], list[CronEntry]]:
 
 
 def expected_prune_command() -> str:
-    return f"{CLI} --config {CONFIG_FILE} prune >> {LOG_FILE} 2>&1"
+    return f"{CLI} --config {CONFIG_FILE} --log-file {LOG_FILE} prune"
 
 
 def cron_job(host) -> CronEntry:

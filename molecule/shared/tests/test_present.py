@@ -53,9 +53,11 @@ def test_cron_file_sets_shell_path_mailto(host):
 
 
 @cron_d_only
-def test_at_most_one_backup_of_the_cron_file(host):
+def test_no_backup_of_the_cron_file_piles_up(host):
+    """The role sets the manual's file aside (alt42-heartbeat-manual) instead of keeping
+    backups, and removes those that releases before 0.3.0 left."""
     backups = host.run("ls -1A /etc/cron.d | grep -c '^alt42-heartbeat\\..*~$'").stdout.strip()
-    assert int(backups or 0) <= 1
+    assert int(backups or 0) == 0
 
 
 @crontab_only
@@ -101,6 +103,7 @@ def test_logrotate_file(host):
         assert wanted in directives, wanted
     assert ["rotate", "30"] in words
     assert ["su", "www-data", "www-data"] in words
+    assert ["create", "0644", "www-data", "www-data"] in words, "the next log is the job's"
     assert any(w and w[0].startswith(x.LOG_DIR + "/") for w in words), "stanza for the log dir"
 
 
@@ -145,6 +148,9 @@ def test_forced_rotation_keeps_the_data(host):
     assert live.stdout.strip() in ("", "0"), "the live log was not rotated"
     rotated = host.check_output(f"zcat -f {x.LOG_FILE}.* | grep -c {marker}")
     assert rotated == "3", "the rotated file must hold every line"
+    fresh = host.file(x.LOG_FILE)
+    assert (fresh.user, fresh.group, fresh.mode) == ("www-data", "www-data", 0o644)
+    assert host.run(x.as_www_data(f": >> {x.LOG_FILE}")).rc == 0
 
 
 @python_only
