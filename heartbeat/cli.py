@@ -219,10 +219,13 @@ def _mail_failure(
     """Mail the run's output to ``[monitoring] mail_to``, if set (skipped runs exit 0)."""
     if not monitoring.mail_to:
         return
-    message = mail.failure_message(
-        monitoring.mail_to, monitoring.mail_from, code, transcript, log_hint
-    )
-    mail.send(monitoring.sendmail, message)
+    try:
+        message = mail.failure_message(
+            monitoring.mail_to, monitoring.mail_from, code, transcript, log_hint
+        )
+        mail.send(monitoring.sendmail, message)
+    except Exception as exc:  # noqa: BLE001 - a monitoring hook never changes the outcome
+        log.warning("Failure mail not sent (%s: %s)", type(exc).__name__, exc)
 
 
 def _log_hint() -> str:
@@ -332,11 +335,19 @@ def _write_metrics(config: Config, summary: RunSummary) -> None:
     monitoring = config.monitoring
     if not monitoring.metrics_file:
         return
+    try:
+        metrics.write_atomically(monitoring.metrics_file, _metrics_content(config, summary))
+    except Exception as exc:  # noqa: BLE001 - a monitoring hook never changes the outcome
+        problem = getattr(exc, "strerror", None) or f"{type(exc).__name__}: {exc}"
+        log.error("ERROR: cannot write metrics file %s: %s", monitoring.metrics_file, problem)
+
+
+def _metrics_content(config: Config, summary: RunSummary) -> str:
+    monitoring, settings = config.monitoring, config.heartbeat
     now = time.time()
     succeeded = summary.status in ("success", "partial")
-    last_success = now if succeeded else metrics.previous_success(monitoring.metrics_file)
-    settings = config.heartbeat
-    content = metrics.render(
+    last_success = now if succeeded else metrics.previous_success(str(monitoring.metrics_file))
+    return metrics.render(
         metrics.Figures(
             status=summary.status,
             finished_at=now,
@@ -354,12 +365,6 @@ def _write_metrics(config: Config, summary: RunSummary) -> None:
             max_run_s=settings.max_run_minutes * 60,
         ),
     )
-    try:
-        metrics.write_atomically(monitoring.metrics_file, content)
-    except OSError as exc:
-        log.error(
-            "ERROR: cannot write metrics file %s: %s", monitoring.metrics_file, exc.strerror or exc
-        )
 
 
 def _connect(config: Config, statement_timeout: Optional[int] = None, **timeouts: int) -> Any:

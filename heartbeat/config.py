@@ -26,6 +26,7 @@ import re
 import shlex
 import stat
 import sys
+import urllib.parse
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -225,10 +226,20 @@ def _optional(parse: Callable[[str, str, str], _T]) -> Callable[[_Raw, str, str]
 
 
 def _http_url(raw: str, where: str, _base: str) -> str:
-    if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", raw):  # the URL is not quoted: a secret
-        raise ConfigError(
-            f"{where} is not an http(s) URL; set e.g. https://hc-ping.com/<uuid> or remove the key"
-        )
+    """An http(s) URL that urllib can send to: a host, a numeric port if any (the URL is
+    never quoted in the message: its path is the check's secret)."""
+    problem = (
+        f"{where} is not an http(s) URL; set e.g. https://hc-ping.com/<uuid> or remove the key"
+    )
+    if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", raw):
+        raise ConfigError(problem)
+    try:
+        parts = urllib.parse.urlsplit(raw)
+        port = parts.port  # ValueError for a port that is not a number in 0..65535
+    except ValueError:
+        raise ConfigError(problem) from None
+    if not parts.hostname or parts.netloc.endswith(":") or port == 0:
+        raise ConfigError(problem)
     return raw
 
 

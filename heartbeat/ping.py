@@ -50,6 +50,11 @@ def send(
             problem = f"HTTP {exc.code}"
         except (urllib.error.URLError, OSError) as exc:
             problem = str(getattr(exc, "reason", exc))
+        # Not all of http.client's errors are OSError: a server that answers something
+        # other than HTTP (BadStatusLine), a URL it cannot parse (InvalidURL, ValueError).
+        # A monitor must never change a run's outcome.
+        except Exception as exc:  # noqa: BLE001
+            problem = f"{type(exc).__name__}: {exc}"
         if attempt < retries:
             time.sleep(min(1.0 * (attempt + 1), 3.0))
     log.warning("Monitor ping '%s' failed (%s); the run itself is not affected", event, problem)

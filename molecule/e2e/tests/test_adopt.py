@@ -59,8 +59,8 @@ def _rows_after(host, first_id: int) -> list[list[str]]:
 
 
 def test_exactly_one_heartbeat_runs_per_slot(host):
-    """Two cron minutes: the role's job once in each, the PHP job never (it ran three
-    times a minute before: prepare waited for its rows)."""
+    """Two cron minutes: the role's job once in each, the PHP job never (it ran every
+    minute before: prepare waited for its rows)."""
     [[first]] = x.sql(host, f"SELECT COALESCE(MAX(id), 0) FROM {x.HEARTBEAT_LOG}")
     deadline = time.monotonic() + 160
     rows = _rows_after(host, int(first))
@@ -82,7 +82,7 @@ def test_the_php_eras_rows_are_still_reported(host):
         x.as_www_data(f"{x.CLI} --config {x.CONFIG_FILE} report --hours 1 --format json")
     )
     runs = json.loads(out)["executions"]
-    assert len([r for r in runs if r["status"] == ""]) >= 3, runs
+    assert len([r for r in runs if r["status"] == ""]) >= 1, runs
     assert len([r for r in runs if r["status"] == "success"]) >= 2, runs
 
 

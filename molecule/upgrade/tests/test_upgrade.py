@@ -44,8 +44,10 @@ def test_the_upgrade_installed_the_release_beside_the_old_one(host):
 
 
 def start_loop(host):
-    """Start the cron command every 2 s as www-data, its exit codes into CODES."""
-    command = x.as_www_data(x.expected_command())
+    """Start what cron starts (the job's line of the cron file, read anew each time: its
+    form follows the release) every 2 s as www-data, its exit codes into CODES."""
+    line = f"sed -n 's/^[^#]* www-data \\(.* run\\b.*\\)$/\\1/p' {x.CRON_FILE} | head -n 1"
+    command = f'runuser -u www-data -- sh -c "$({line})"'
     loop = (
         f"touch {FLAG}; : > {CODES};"
         f" while [ -e {FLAG} ]; do {command}; echo $? >> {CODES}; sleep 2; done"
@@ -70,6 +72,7 @@ def test_upgrades_and_rollbacks_while_the_job_keeps_starting(host):
             assert current(host) == LEGACY
             assert host.check_output(f"{x.CLI} --version").split()[-1] == OLD
             assert "schedule =" not in host.file(x.CONFIG_FILE).content_string  # 0.1.0's INI
+            assert x.cron_job(host).command.endswith(f" run >> {x.LOG_FILE} 2>&1")  # its line
             time.sleep(8)  # the loop runs the old release a few times
             run, out = play(host, alt42_heartbeat_version="")
             assert run.returncode == 0, tail(out)
@@ -100,7 +103,7 @@ def test_a_failed_upgrade_leaves_the_running_release_alone(host):
         assert run.returncode != 0, tail(out)
         assert wrong not in out
         assert current(host) == LEGACY, "the old release stays scheduled"
-        result = host.run(x.as_www_data(x.expected_command()))
+        result = host.run(x.as_www_data(x.cron_job(host).command))
         assert result.rc == 0, result  # and runs
     finally:
         run, out = play(host, alt42_heartbeat_version="")
