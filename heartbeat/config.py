@@ -423,7 +423,35 @@ def parse_ini(text: str, path: str) -> dict[str, dict[str, str]]:
                 )
             values[key] = value
         sections[section] = values
+    _refuse_cut_password(text, path)
+    password = sections.get("database", {}).get("password")
+    if password is not None and _quoted(password):
+        sections["database"]["password"] = password[1:-1]
     return sections
+
+
+def _quoted(value: str) -> bool:
+    return len(value) >= 2 and value[0] == value[-1] == '"'
+
+
+def _refuse_cut_password(text: str, path: str) -> None:
+    """An INI file cannot keep spaces at the end of a value (configparser strips them):
+    a password ending in a space was cut, so that ``check`` passed and every run got
+    "Access denied". Such a password is written in double quotes (``parse_ini`` takes
+    the text between them)."""
+    section = ""
+    for number, line in enumerate(text.splitlines(), start=1):
+        header = re.match(r"\s*\[([^]]+)\]", line)
+        if header:
+            section = header.group(1).strip()
+            continue
+        match = re.match(r"\s*password\s*[=:](.*)$", line)
+        raw = match.group(1) if match and section == "database" else ""
+        if raw.strip() and raw != raw.rstrip() and not _quoted(raw.strip()):
+            raise ConfigError(
+                f"{path}: line {number}: [database] password ends with a space, which an"
+                ' INI file cannot keep; put the password in double quotes: password = "..."'
+            )
 
 
 def _did_you_mean(word: str, choices: list[str], form: str) -> str:

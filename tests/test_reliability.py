@@ -3,13 +3,21 @@ real (docs/reliability.md's fault table lists them with the figures before and a
 
 from __future__ import annotations
 
+import json
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import Site
+from heartbeat.config import parse_ini
+from tests.conftest import DB_USER, ROOT, Site, run_cli
+from tests.mariadb_server import MariaDBServer
+
+ROLE = ROOT / "roles" / "alt42_heartbeat"
 
 # --------------------------------------------------------------------------- monitors
 
@@ -57,9 +65,9 @@ def test_a_monitor_that_answers_garbage_never_changes_the_run(
     warnings = [line for line in result.stderr.splitlines() if "Monitor ping" in line]
     assert len(warnings) == 2, result.stderr  # start and success, one line each
     assert "BadStatusLine" in warnings[0] and "/ping/abc" not in warnings[0]
-    assert demo_site.query(
-        "SELECT status, students_processed FROM mdl_alt42_heartbeat_log"
-    ) == [("success", 8)]
+    assert demo_site.query("SELECT status, students_processed FROM mdl_alt42_heartbeat_log") == [
+        ("success", 8)
+    ]
     assert ini.exists()
 
 
@@ -76,3 +84,83 @@ def test_a_ping_url_urllib_cannot_send_to_is_refused_when_read(demo_site: Site, 
         " or remove the key"
     )
     assert url not in line  # the URL holds the check's secret
+
+
+# --------------------------------------------------------------------------- the password
+
+PADDED = " Sw0rd fish-Z9 "  # spaces at both ends, one inside
+
+
+@pytest.fixture
+def padded_user(mariadb: MariaDBServer, demo_site: Site) -> str:
+    user = "alt42_padded"
+    mariadb.create_user(user, PADDED, f"GRANT ALL ON `{demo_site.name}`.* TO {{user}}")
+    return user
+
+
+def _ini_with_password(site: Site, user: str, line: str) -> Path:
+    ini = site.write_ini(password=None)
+    text = ini.read_text().replace(f"user = {DB_USER}", f"user = {user}\n{line}")
+    ini.write_text(text)
+    return ini
+
+
+def test_a_password_ending_in_a_space_is_refused_unquoted(demo_site: Site, padded_user: str):
+    """Before: the INI parser cut the spaces, check --config-only passed, every run got
+    'Access denied'."""
+    ini = _ini_with_password(demo_site, padded_user, f"password = {PADDED}")
+    result = run_cli("--config", str(ini), "check", "--config-only")
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert line.endswith(
+        "[database] password ends with a space, which an INI file cannot keep; put the"
+        ' password in double quotes: password = "..."'
+    )
+    assert "Sw0rd" not in line
+
+
+def test_a_quoted_password_keeps_its_spaces(demo_site: Site, padded_user: str) -> None:
+    ini = _ini_with_password(demo_site, padded_user, f'password = "{PADDED}"')
+    result = run_cli("--config", str(ini), "run")
+    assert result.returncode == 0, result.stderr
+    assert demo_site.scalar("SELECT status FROM mdl_alt42_heartbeat_log") == "success"
+
+
+@pytest.mark.parametrize("password", [PADDED, '"quoted"', "plain", 'in"side'])
+def test_the_role_writes_every_password_so_that_the_job_reads_it_back(
+    password: str, tmp_path: Path
+) -> None:
+    """The role's template renders the INI (real Ansible), the job parses it back."""
+    out = tmp_path / "heartbeat.ini"
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "ansible"),
+            "localhost",
+            "-c",
+            "local",
+            "-e",
+            f"@{ROLE / 'defaults' / 'main.yml'}",
+            "-e",
+            f"@{ROLE / 'vars' / 'main.yml'}",
+            "-e",
+            json.dumps(
+                {
+                    "alt42_heartbeat_db_password": password,
+                    "alt42_heartbeat_db_name": "moodle",
+                    "alt42_heartbeat_db_user": "alt42",
+                    "__alt42_heartbeat_ini_version": "0.3.0",
+                    "__alt42_heartbeat_schedule": "*/30 * * * *",
+                }
+            ),
+            "-m",
+            "ansible.builtin.template",
+            "-a",
+            f"src={ROLE / 'templates' / 'heartbeat.ini.j2'} dest={out}",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert parse_ini(out.read_text(), str(out))["database"]["password"] == password
