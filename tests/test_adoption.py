@@ -294,8 +294,8 @@ def test_the_manuals_lines_are_found_where_they_are(host: Host) -> None:
     answer = host.run(state="report", schedule="*/30 * * * *")
     assert answer["changed"] is False
     assert answer["active"] == [
-        f"{host.crontab}, line 4: */15 * * * * as root",
         f"{host.cron_d}/alt42-heartbeat, line 3: */30 * * * * as www-data",
+        f"{host.crontab}, line 4: */15 * * * * as root",
     ]
     # the site's */15 differs from the role's */30: said, not silently replaced
     [warning] = host.warnings(answer)
@@ -310,11 +310,11 @@ def test_check_mode_shows_every_change_and_makes_none(host: Host) -> None:
     assert host.snapshot() == before
     headers = [d["before_header"] for d in answer["diff"]]
     assert headers == [
-        str(host.crontab),
         f"{host.cron_d}/alt42-heartbeat-manual",
+        str(host.crontab),
         f"{host.cron_d}/alt42-heartbeat",
     ]
-    crontab = answer["diff"][0]
+    crontab = answer["diff"][1]
     assert crontab["after"] == crontab["before"].replace(
         ROOT_LINE.replace("*/15 * * * *", "*/15 * * * * root"),
         "#alt42-heartbeat retired# " + ROOT_LINE.replace("*/15 * * * *", "*/15 * * * * root"),
@@ -326,7 +326,8 @@ def test_retire_comments_out_only_the_php_lines_and_restore_brings_back_every_by
     host: Host,
 ) -> None:
     before = host.snapshot()
-    retired = host.run(state="retire")
+    record = host.cron_d.parent / "record.json"
+    retired = host.run(state="retire", record=str(record))
     assert retired["changed"] is True
     assert retired["active"] == []
     assert retired["set_aside"] == [
@@ -342,8 +343,8 @@ def test_retire_comments_out_only_the_php_lines_and_restore_brings_back_every_by
     assert manual.splitlines()[2].startswith("#alt42-heartbeat retired# */30 * * * * www-data")
     assert (host.cron_d / "alt42-heartbeat-manual").stat().st_mode & 0o777 == 0o644
 
-    again = host.run(state="retire")
-    assert again["changed"] is False, again["diff"]  # idempotent
+    again = host.run(state="retire", record=str(record))
+    assert again["changed"] is False, again["diff"]  # idempotent, the record too
 
     restored = host.run(state="restore", warn_none="no heartbeat left")
     assert restored["changed"] is True
@@ -363,8 +364,8 @@ def test_leaving_without_a_heartbeat_is_said(host: Host) -> None:
 def test_kept_lines_are_named_with_the_warning(host: Host) -> None:
     answer = host.run(state="keep", warn_active="both jobs run")
     assert answer["active"] == [
-        f"{host.crontab}, line 4: */15 * * * * as root",
         f"{host.cron_d}/alt42-heartbeat-manual, line 3: */30 * * * * as www-data",
+        f"{host.crontab}, line 4: */15 * * * * as root",
     ]
     [warning] = host.warnings(answer)
     assert warning.startswith("both jobs run: ")
@@ -428,8 +429,8 @@ def test_the_record_names_the_lines_for_status(host: Host, tmp_path: Path) -> No
     host.run(state="keep", record=str(record))
     where = status.php_schedules_here(str(record.parent / "heartbeat.ini"))
     assert where == (
-        f"on this host, as the role found it: {host.crontab}, line 4 (*/15 * * * *);"
-        f" {host.cron_d}/alt42-heartbeat-manual, line 3 (*/30 * * * *)"
+        f"on this host, as the role found it: {host.cron_d}/alt42-heartbeat-manual, line 3"
+        f" (*/30 * * * *); {host.crontab}, line 4 (*/15 * * * *)"
     )
     assert record.stat().st_mode & 0o777 == 0o640
     host.run(state="retire", record=str(record))

@@ -328,7 +328,13 @@ def set_aside(module: AnsibleModule, tables: list, own_file: str) -> tuple:
             msg=f"{aside.source} holds the PHP job's schedule, but {manual_file} (where the"
             " role sets it aside) exists already: merge the two by hand, then run again"
         )
-    return [t for t in tables if t not in removed] + [aside], removed, aside
+    return _in_order([t for t in tables if t not in removed] + [aside]), removed, aside
+
+
+def _in_order(tables: list) -> list:
+    """Files by path, then crontabs by user: the order of the report and of the record,
+    the same whether a file was just set aside or found there (idempotence)."""
+    return sorted(tables, key=lambda t: (t.kind == "crontab", t.target))
 
 
 def main() -> None:
@@ -337,7 +343,7 @@ def main() -> None:
     state, script, own_name = params["state"], params["script"], params["own_name"]
     own_file = os.path.join(params["cron_d_dir"], own_name)
     host = Host(module)
-    tables, removed, aside = set_aside(module, read_tables(module, host), own_file)
+    tables, removed, aside = set_aside(module, _in_order(read_tables(module, host)), own_file)
 
     # The text each table gets, and what runs the script then.
     found, own_schedules = [], []
