@@ -124,6 +124,12 @@ EXTRA_INDEXES: dict[str, dict[str, tuple[str, ...]]] = {
     "event_log": {"idx_created_at": ("created_at",), "idx_run": ("run_id",)},
 }
 
+#: What each unique index guarantees (``check`` names it when the index is missing).
+UNIQUE_BECAUSE = {
+    "uq_slot": "two servers can run one slot",
+    "uq_run_id": "two rows can claim one run",
+}
+
 #: Where the ALT42 plugin's migrations (alt42/orchestration/db/migrations/) create the
 #: tables the job reads and add the columns that came later: named when one is missing.
 PLUGIN_MIGRATIONS: dict[tuple[str, str], str] = {
@@ -352,5 +358,21 @@ def _serves(index: tuple[bool, tuple[str, ...]], wanted: tuple[str, ...], unique
 
 
 def schema_problems(conn: Any, tables: Tables) -> list[str]:
-    """``missing_schema`` against the live database."""
-    return missing_schema(columns_of(conn, tables), tables)
+    """``missing_schema`` against the live database, and the unique indexes the job's
+    promises rest on (one run per slot across servers, one row per run)."""
+    problems = missing_schema(columns_of(conn, tables), tables)
+    if problems:
+        return problems
+    with conn.cursor() as cur:
+        for attr, indexes in EXTRA_INDEXES.items():
+            name = tables.bare(getattr(tables, attr))
+            present = _indexes(cur, name)
+            for index, columns in indexes.items():
+                if index.startswith("uq_") and not any(
+                    _serves(found, columns, unique=True) for found in present
+                ):
+                    problems.append(
+                        f"table {name} has no unique index on {', '.join(columns)} (without"
+                        f" it {UNIQUE_BECAUSE[index]}; run 'alt42-heartbeat migrate')"
+                    )
+    return problems

@@ -164,3 +164,21 @@ def test_the_role_writes_every_password_so_that_the_job_reads_it_back(
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert parse_ini(out.read_text(), str(out))["database"]["password"] == password
+
+
+# --------------------------------------------------------------------------- check
+
+
+def test_check_refuses_a_run_table_without_its_unique_slot_index(demo_site: Site) -> None:
+    """Without the unique index on slot_start two servers both ran one slot, and check
+    said OK."""
+    demo_site.execute("ALTER TABLE mdl_alt42_heartbeat_log DROP INDEX uq_slot")
+    result = demo_site.cli("check")
+    assert result.returncode == 3
+    [line] = result.stderr.splitlines()
+    assert line.endswith(
+        "ERROR: schema: table mdl_alt42_heartbeat_log has no unique index on slot_start"
+        " (without it two servers can run one slot; run 'alt42-heartbeat migrate')"
+    )
+    assert demo_site.cli("migrate").returncode == 0
+    assert demo_site.cli("check").returncode == 0
