@@ -110,6 +110,24 @@ def test_a_failed_upgrade_leaves_the_running_release_alone(host):
         assert run.returncode == 0, tail(out)
 
 
+def test_a_config_only_play_never_leaves_cron_an_ini_its_release_refuses(host):
+    """`--tags alt42_heartbeat_config` (the role README's example) on a host that still
+    runs the old release: before, it wrote the new release's keys, and every cron run of
+    the old release exited 2 while the play said ok."""
+    run, out = play(host, alt42_heartbeat_version=OLD)
+    assert run.returncode == 0, tail(out)
+    try:
+        run = x.ansible_playbook("--tags", "alt42_heartbeat_config")
+        assert run.returncode == 0, tail(run.stdout + run.stderr)
+        assert current(host) == LEGACY, "the switch is not part of that tag"
+        assert "schedule =" not in host.file(x.CONFIG_FILE).content_string
+        result = host.run(x.as_www_data(x.cron_job(host).command))
+        assert result.rc == 0, result
+    finally:
+        run, out = play(host, alt42_heartbeat_version="")
+        assert run.returncode == 0, tail(out)
+
+
 def test_a_venv_whose_interpreter_is_gone_is_rebuilt(host):
     """After a Debian upgrade the venv's interpreter (python3.11) is gone: the release
     does not run any more, and the next play builds its venv afresh."""
