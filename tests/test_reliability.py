@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from heartbeat import db, retention
+from heartbeat import db, retention, students
 from heartbeat.config import parse_ini
 from tests.conftest import DB_USER, ROOT, Site, run_cli
 from tests.mariadb_server import MariaDBServer
@@ -246,3 +246,61 @@ def test_a_large_backlog_drains_under_a_tight_statement_limit(demo_site: Site) -
     result = demo_site.cli("prune")
     assert result.returncode == 0, result.stderr
     assert "Pruned 120000 row(s) from mdl_alt42_scenario_evaluation_log" in result.stdout
+
+
+# --------------------------------------------------------------------------- history
+
+
+def _long_history(site: Site, student: str, rows: int) -> None:
+    """``rows`` profile rows (and biometrics) for one student, by doubling."""
+    for table, columns, values in (
+        (
+            "mdl_alt42_student_profiles",
+            "user_id, student_id, emotion_state, immersion_level, engagement_score,"
+            " math_confidence, updated_at",
+            f"0, '{student}', 'neutral', 5, 0.1, 5, UTC_TIMESTAMP() - INTERVAL 1 DAY",
+        ),
+        (
+            "mdl_alt42_student_biometrics",
+            "student_id, stress_level, concentration_level, created_at",
+            f"'{student}', 1, 5, UTC_TIMESTAMP() - INTERVAL 1 DAY",
+        ),
+    ):
+        site.execute(f"INSERT INTO {table} ({columns}) VALUES ({values})")
+        while (have := int(site.scalar(f"SELECT COUNT(*) FROM {table}"))) < rows:
+            site.execute(
+                f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {table}"
+                f" WHERE student_id = '{student}' LIMIT {min(have, rows - have)}"
+            )
+
+
+def test_one_students_long_history_reaches_the_job_as_one_row(demo_site: Site) -> None:
+    """Before: every profile row of a batch's students was fetched and the latest picked
+    in Python: 628 MB of RSS for one student with a million rows. Now the server picks:
+    the rows it sends for a batch do not grow with any student's history."""
+    # the newest profile row says 불안; 200,000 older ones say neutral
+    _long_history(demo_site, "1001", 200_000)
+    demo_site.execute(
+        "INSERT INTO mdl_alt42_student_profiles (user_id, student_id, emotion_state,"
+        " immersion_level, engagement_score, math_confidence, updated_at)"
+        " VALUES (0, '1001', '불안', 5, 0.1, 5, UTC_TIMESTAMP())"
+    )
+    conn = demo_site.conn()
+    try:
+        tables = db.Tables(demo_site.prefix)
+
+        def sent() -> int:
+            with conn.cursor() as cur:
+                cur.execute("SHOW SESSION STATUS LIKE 'Rows_sent'")
+                row = cur.fetchone()
+            return int(row[1])
+
+        keys = students.id_keys(db.collations_of(conn, tables), tables)
+        columns = db.columns_of(conn, tables)[tables.bare(tables.profiles)]
+        before = sent()
+        states = students.load_states(conn, tables, ["1001", "1002"], columns, keys)
+        rows = sent() - before - 1  # the SHOW itself sends one row
+    finally:
+        conn.close()
+    assert states["1001"]["emotion_state"] == "불안"
+    assert rows <= 10, rows
