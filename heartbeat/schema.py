@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from dataclasses import dataclass
 from typing import Any, Optional
+
+import pymysql
 
 from heartbeat.db import Tables, columns_of
 from heartbeat.errors import DatabaseError
@@ -276,17 +279,77 @@ def plan(conn: Any, tables: Tables) -> list[Change]:
     return changes
 
 
+#: How long one DDL statement waits for its table's metadata lock, how often it tries,
+#: and the pause between tries. Every query of the site on that table queues behind a
+#: DDL that waits (the server's default wait is a year; a backup's open transaction made
+#: the plugin's pages wait 282 s): with these, at most MDL_WAIT_S seconds.
+MDL_WAIT_S = 2
+MDL_TRIES = 5
+MDL_PAUSE_S = 3
+LOCK_WAIT_TIMEOUT = 1205
+
+
 def migrate(conn: Any, tables: Tables) -> int:
-    """Create or extend the job's tables; returns the number of changes made."""
+    """Create or extend the job's tables; returns the number of changes made.
+
+    Each change waits only briefly for its table's metadata lock and is tried again a
+    few times; if another session keeps the table the whole time (a backup's long
+    transaction), ``migrate`` stops with one line naming that session, before the
+    release is switched: every change made so far is complete on its own (additive)."""
     changes = plan(conn, tables)
     with conn.cursor() as cur:
+        cur.execute("SET SESSION lock_wait_timeout = %s", (MDL_WAIT_S,))
         for change in changes:
-            cur.execute(change.sql)
+            _execute_ddl(cur, change)
             if change.what.startswith("create table"):
                 _check_visible(cur, change.what.rsplit(" ", 1)[-1])
             log.info(_past(change.what))
     conn.commit()
     return len(changes)
+
+
+def _execute_ddl(cur: Any, change: Change) -> None:
+    for attempt in range(1, MDL_TRIES + 1):
+        try:
+            cur.execute(change.sql)
+            return
+        except pymysql.err.OperationalError as exc:
+            if exc.args[0] != LOCK_WAIT_TIMEOUT:
+                raise
+            if attempt < MDL_TRIES:
+                log.info(
+                    "Waiting for the table (%s): another session holds it; try %d of %d",
+                    change.what,
+                    attempt + 1,
+                    MDL_TRIES,
+                )
+                time.sleep(MDL_PAUSE_S)
+    raise DatabaseError(
+        f"migrate could not {change.what}: {_blocker(cur)} kept the table for"
+        f" {MDL_TRIES} tries of {MDL_WAIT_S} s; nothing else waited behind it longer;"
+        " run migrate again when that session is done (a backup's transaction, a long"
+        " report)"
+    )
+
+
+def _blocker(cur: Any) -> str:
+    """The oldest open transaction of another session, in words (the likely holder of
+    the metadata lock); without the PROCESS privilege the server shows none."""
+    try:
+        cur.execute(
+            "SELECT t.trx_mysql_thread_id, p.USER, p.HOST,"
+            " TIMESTAMPDIFF(SECOND, t.trx_started, NOW()), LEFT(COALESCE(p.INFO, ''), 80)"
+            " FROM information_schema.INNODB_TRX t JOIN information_schema.PROCESSLIST p"
+            " ON p.ID = t.trx_mysql_thread_id WHERE p.ID <> CONNECTION_ID()"
+            " ORDER BY t.trx_started LIMIT 1"
+        )
+        row = cur.fetchone()
+    except pymysql.err.MySQLError:
+        row = None
+    if row is None:
+        return "another session (grant PROCESS to the migrate account to see which)"
+    doing = f", now: {row[4]}" if row[4] else ""
+    return f"session {row[0]} ({row[1]}@{row[2]}, in a transaction for {row[3]} s{doing})"
 
 
 def _past(what: str) -> str:

@@ -9,14 +9,16 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from heartbeat import db, retention, students
+from heartbeat import db, retention, schema, students
 from heartbeat.config import parse_ini
-from tests.conftest import DB_USER, ROOT, Site, run_cli
+from tests.conftest import DB_USER, ROOT, Site, cli_env, run_cli
 from tests.mariadb_server import MariaDBServer
 
 ROLE = ROOT / "roles" / "alt42_heartbeat"
@@ -304,3 +306,98 @@ def test_one_students_long_history_reaches_the_job_as_one_row(demo_site: Site) -
         conn.close()
     assert states["1001"]["emotion_state"] == "불안"
     assert rows <= 10, rows
+
+
+# --------------------------------------------------------------------------- migrate
+
+
+def _site_query_seconds(site: Site, start: threading.Event) -> list[float]:
+    """A page of the site reading the event table while migrate waits, in a thread."""
+    took: list[float] = []
+
+    def page() -> None:
+        start.wait(60)
+        conn = site.conn()
+        try:
+            began = time.monotonic()
+            with conn.cursor() as cur:
+                cur.execute(
+                    "SELECT COUNT(*) FROM mdl_alt42_event_processing_log".replace(
+                        "mdl_", site.prefix
+                    )
+                )
+            took.append(time.monotonic() - began)
+        finally:
+            conn.close()
+
+    threading.Thread(target=page, daemon=True).start()
+    return took
+
+
+@pytest.fixture
+def backup_transaction(demo_site: Site) -> Iterator[Any]:
+    """A backup's long transaction (mysqldump --single-transaction) on a table migrate
+    must alter: migrate has an index to add to it."""
+    demo_site.execute("ALTER TABLE mdl_alt42_event_processing_log DROP INDEX idx_run")
+    conn = demo_site.conn()
+    with conn.cursor() as cur:
+        cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+        cur.execute("SELECT COUNT(*) FROM " + demo_site.prefix + "alt42_event_processing_log")
+    yield conn
+    conn.close()
+
+
+def test_migrate_behind_a_backup_fails_fast_and_names_it(
+    mariadb: MariaDBServer, demo_site: Site, backup_transaction: Any
+) -> None:
+    """Before: the ALTER waited for the metadata lock, every query of the site on the
+    table queued behind it (282 s), and migrate failed after 300 s."""
+    mariadb.create_user(
+        "alt42_migrator", "M1grate-Z9-x", f"GRANT ALL ON `{demo_site.name}`.* TO {{user}}"
+    )
+    with mariadb.connect() as conn, conn.cursor() as cur:
+        cur.execute("GRANT PROCESS ON *.* TO 'alt42_migrator'@'localhost'")
+    ini = demo_site.write_ini(password="M1grate-Z9-x")
+    ini.write_text(ini.read_text().replace(f"user = {DB_USER}", "user = alt42_migrator"))
+    holder = backup_transaction.thread_id()
+    start = threading.Event()
+    took = _site_query_seconds(demo_site, start)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "heartbeat", "--config", str(ini), "migrate"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(),
+    )
+    time.sleep(1)
+    start.set()  # the site's page arrives while migrate waits
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 3, err
+    [line] = err.splitlines()
+    assert "ERROR: migrate could not add index mdl_alt42_event_processing_log.idx_run" in line
+    assert f"session {holder} (root@localhost, in a transaction for " in line
+    assert f"kept the table for {schema.MDL_TRIES} tries of {schema.MDL_WAIT_S} s" in line
+    assert out.count("Waiting for the table") == schema.MDL_TRIES - 1
+    assert took and took[0] < schema.MDL_WAIT_S + 3, took  # not the 282 s of before
+    indexes = demo_site.scalar(
+        "SELECT GROUP_CONCAT(INDEX_NAME) FROM information_schema.STATISTICS"
+        " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s",
+        (demo_site.prefix + "alt42_event_processing_log",),
+    )
+    assert "idx_run" not in indexes  # nothing half-done
+
+
+def test_migrate_retries_and_succeeds_once_the_backup_is_done(
+    demo_site: Site, backup_transaction: Any
+) -> None:
+    def finish_later() -> None:
+        time.sleep(schema.MDL_WAIT_S + 2)
+        backup_transaction.commit()
+
+    threading.Thread(target=finish_later, daemon=True).start()
+    result = demo_site.cli("migrate")
+    assert result.returncode == 0, result.stderr
+    assert "Waiting for the table (add index mdl_alt42_event_processing_log.idx_run" in (
+        result.stdout
+    )
+    assert "Schema is up to date (1 change(s) made)" in result.stdout

@@ -80,3 +80,21 @@ def test_each_apache_protection_holds_alone(host):
         host.run(f"mv /root/alt42-htaccess.off {HTACCESS}")
         host.run(f"mv /root/alt42-conf.off {APACHE_CONF}; service apache2 reload")
     assert fetch(host, APACHE + SCRIPT_URL)[0] == 403
+
+
+def test_run_once_names_the_shells_error_when_the_job_cannot_start(host):
+    """The PHP runtime's line still has cron's `>> LOG`: a log root owns (the manual's
+    root line after a rotation) stops it in the shell. run_once used to say "exit code 2
+    (configuration)" with no output line; it shows the shell's own line."""
+    host.check_output(f"touch {x.LOG_FILE} && chown root:root {x.LOG_FILE}")
+    try:
+        run = x.ansible_playbook(
+            playbook="playbooks/run_once.yml", extra_vars={"alt42_run_once_hosts": "all"}
+        )
+    finally:
+        host.check_output(f"chown www-data:www-data {x.LOG_FILE}")
+    out = " ".join((run.stdout + run.stderr).split())
+    assert run.returncode != 0
+    assert "exit code: 2 (the job did not start: sh: 1: cannot create" in out, out[-3000:]
+    assert f"{x.LOG_FILE}: Permission denied" in out
+    assert "(configuration)" not in out
