@@ -81,16 +81,22 @@ def describe_target(cfg: DatabaseConfig) -> str:
 def translate(exc: BaseException, action: str) -> DatabaseError:
     """One line for a driver error: what we were doing, the server's code and text."""
     args: tuple[Any, ...] = tuple(getattr(exc, "args", ()))
+    code = None
     if len(args) >= 2 and isinstance(args[0], int):
         code, text = args[0], str(args[1])
         detail = f"({code}) {text}" if text else f"({code})"
     else:
         detail = str(exc) or type(exc).__name__
     detail = " ".join(detail.split())
-    return DatabaseError(f"database error while {action}: {detail}")
+    error = DatabaseError(f"database error while {action}: {detail}")
+    error.code = code
+    return error
 
 
 DRIVER_ERRORS = (pymysql.err.MySQLError, OSError, EOFError)
+#: The server refuses a new connection: max_connections, max_user_connections, or the
+#: account's MAX_USER_CONNECTIONS.
+TOO_MANY_CONNECTIONS = frozenset({1040, 1203, 1226})
 
 
 @contextlib.contextmanager

@@ -7,6 +7,8 @@ place (``cli``) that decides what the operator sees.
 
 from __future__ import annotations
 
+from typing import Optional
+
 EXIT_OK = 0
 EXIT_PARTIAL = 1  # the run finished but some students failed
 EXIT_CONFIG = 2  # configuration or usage error
@@ -40,6 +42,7 @@ class DatabaseError(HeartbeatError):
     """The database failed: unreachable, credentials, schema, lost connection (exit 3)."""
 
     exit_code = EXIT_DATABASE
+    code: Optional[int] = None  # the server's error number, when it gave one
 
 
 class InternalError(HeartbeatError):

@@ -13,6 +13,7 @@ the deadline; ``store`` the SQL of the tables the job writes.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import time
@@ -152,6 +153,9 @@ class _Run:
         self.summary = RunSummary(run_id=str(uuid.uuid4()), status=status)
         self.phase = "starting"
         self.claimed = False  # once the claim was sent, the run row may exist
+        self.conn: Optional[Any] = None  # the run's own connection (it holds the locks)
+        self.server: Optional[pacing.Server] = None
+        self.writer: Optional[store.Writer] = None
         self.paced = ""  # how pacing held the run back, for the summary line
 
     def go(self, on_start: Optional[Callable[[str], None]]) -> RunSummary:
@@ -161,8 +165,13 @@ class _Run:
         conn = None
         try:
             self.phase = "connecting to the database"
-            conn = db.connect(self.config.database, settings.query_timeout_seconds)
+            conn = self.conn = db.connect(self.config.database, settings.query_timeout_seconds)
             found, keys = self.check_schema(conn)
+            # Every connection the run needs is open before it claims the slot: at the
+            # server's connection limit a run fails without taking the slot (before, the
+            # writer's connection failed after the claim and the slot stayed `running`).
+            self.phase = "opening the run's connections"
+            server, writer = self.server, self.writer = self.connections(conn)
             if not self.dry_run and not self.claim(conn, run_start, on_start):
                 return summary  # skipped
             suffix = " (dry run: nothing will be written)" if self.dry_run else ""
@@ -175,7 +184,7 @@ class _Run:
             summary.students_found = len(ids)
             log.info("Found %d active students", len(ids))
             profile_columns = found[self.tables.bare(self.tables.profiles)]
-            self.batches(conn, ids, run_start, started, profile_columns, keys)
+            self.batches(conn, ids, run_start, started, profile_columns, keys, server, writer)
             summary.duration_ms = round((time.monotonic() - started) * 1000, 2)
             if not self.dry_run:
                 if summary.status == "running":
@@ -199,6 +208,7 @@ class _Run:
                 "please report it with the output of run --verbose)"
             ) from exc
         finally:
+            self.close_helpers()
             if conn is not None:
                 db.close_quietly(conn)  # also releases the GET_LOCK
         verb = "Aborted" if summary.status == "aborted" else "Completed"
@@ -211,6 +221,24 @@ class _Run:
             f"; {self.paced}" if self.paced else "",
         )
         return summary
+
+    def connections(self, conn: Any) -> tuple[pacing.Server, Optional[store.Writer]]:
+        """What reads the server's load (and a replica's connection) and the writer's
+        connection (none in a dry run)."""
+        settings = self.config.heartbeat
+        server = pacing.Server(
+            conn, self.config.database, self.config.pacing, settings.query_timeout_seconds
+        )
+        if self.dry_run:
+            return server, None
+        try:
+            writer = store.Writer(
+                self.config.database, self.tables, settings.query_timeout_seconds, self.done
+            )
+        except BaseException:
+            server.close()
+            raise
+        return server, writer
 
     def check_schema(self, conn: Any) -> tuple[dict[str, set[str]], students.IdKeys]:
         """The tables' columns and how each table compares student ids."""
@@ -246,92 +274,69 @@ class _Run:
         started: float,
         profile_columns: set[str],
         keys: students.IdKeys,
+        server: pacing.Server,
+        writer: Optional[store.Writer],
     ) -> None:
         """Every batch: read its states, evaluate, store (committed whole); between
         batches, stop when told to (a signal, the deadline) after the batch in hand."""
         settings, summary = self.config.heartbeat, self.summary
         deadline = started + settings.max_run_minutes * 60
         cache = evaluate.DocumentCache(self.book)
-        writer: Optional[store.Writer] = None
-        server: Optional[pacing.Server] = None
         with self.signals.held():
-            try:
-                self.phase = "reading the server's load (pacing)"
-                server = pacing.Server(
-                    conn, self.config.database, self.config.pacing, settings.query_timeout_seconds
-                )
-                pacer = pacing.Pacer(
-                    self.config.pacing,
-                    server,
-                    lambda: coordinate.stop_reason(
-                        self.signals, deadline, settings.max_run_minutes
-                    ),
-                    deadline,
-                    settings.max_run_minutes,
-                    writes=not self.dry_run,
-                    rows_per_student=1 + len(self.book.scenarios),
-                )
-                if not self.dry_run:
-                    writer = store.Writer(
-                        self.config.database,
-                        self.tables,
-                        settings.query_timeout_seconds,
-                        self.done,
+            pacer = pacing.Pacer(
+                self.config.pacing,
+                server,
+                lambda: coordinate.stop_reason(self.signals, deadline, settings.max_run_minutes),
+                deadline,
+                settings.max_run_minutes,
+                writes=not self.dry_run,
+                rows_per_student=1 + len(self.book.scenarios),
+            )
+            handed = offset = 0  # rows handed to the writer, students so far
+            while offset < len(ids):
+                reason = coordinate.stop_reason(self.signals, deadline, settings.max_run_minutes)
+                if reason is None:
+                    self.phase = "pacing"
+                    reason = pacer.before_batch(
+                        offset, len(ids), handed, summary.sql_sent, summary.rows_written
                     )
-                handed = offset = 0  # rows handed to the writer, students so far
-                while offset < len(ids):
-                    reason = coordinate.stop_reason(
-                        self.signals, deadline, settings.max_run_minutes
-                    )
-                    if reason is None:
-                        self.phase = "pacing"
-                        reason = pacer.before_batch(
-                            offset, len(ids), handed, summary.sql_sent, summary.rows_written
-                        )
-                        self.note_pacing(pacer)
-                    if reason:
-                        if writer:
-                            writer.wait()  # the batch in hand is committed
-                        summary.status = "aborted"
-                        log.info(
-                            "Stopping early (%s) after %d of %d students", reason, offset, len(ids)
-                        )
-                        return
-                    batch = ids[offset : offset + pacer.batch_size(settings.batch_size)]
-                    offset += len(batch)
-                    self.phase = "reading student state"
-                    with db.errors_as(self.phase):
-                        states = students.load_states(
-                            conn, self.tables, batch, profile_columns, keys
-                        )
-                        # End the read transaction: no metadata lock (which would make a
-                        # waiting ALTER/DROP block Moodle's own queries) or snapshot is
-                        # held while the batch is evaluated and written.
-                        conn.commit()
-                    self.phase = "evaluating students"
-                    rows = evaluate.evaluate_batch(
-                        batch,
-                        states,
-                        self.book,
-                        cache,
-                        summary.run_id,
-                        run_start,
-                        settings.interval_minutes,
-                        self.clock,
-                    )
-                    self.phase = "writing results"
-                    handed += rows.row_count
+                    self.note_pacing(pacer)
+                if reason:
                     if writer:
-                        writer.submit(rows)
-                    else:
-                        self.done(rows)
+                        writer.wait()  # the batch in hand is committed
+                    summary.status = "aborted"
+                    log.info(
+                        "Stopping early (%s) after %d of %d students", reason, offset, len(ids)
+                    )
+                    return
+                batch = ids[offset : offset + pacer.batch_size(settings.batch_size)]
+                offset += len(batch)
+                self.phase = "reading student state"
+                with db.errors_as(self.phase):
+                    states = students.load_states(conn, self.tables, batch, profile_columns, keys)
+                    # End the read transaction: no metadata lock (which would make a
+                    # waiting ALTER/DROP block Moodle's own queries) or snapshot is
+                    # held while the batch is evaluated and written.
+                    conn.commit()
+                self.phase = "evaluating students"
+                rows = evaluate.evaluate_batch(
+                    batch,
+                    states,
+                    self.book,
+                    cache,
+                    summary.run_id,
+                    run_start,
+                    settings.interval_minutes,
+                    self.clock,
+                )
+                self.phase = "writing results"
+                handed += rows.row_count
                 if writer:
-                    writer.wait()
-            finally:
-                if writer:
-                    writer.close()
-                if server:
-                    server.close()
+                    writer.submit(rows)
+                else:
+                    self.done(rows)
+            if writer:
+                writer.wait()
 
     def done(self, rows: evaluate.BatchRows) -> None:
         """A batch is done: committed (told by the writer), or evaluated in a dry run."""
@@ -359,23 +364,46 @@ class _Run:
             summary.exit_code,
         )
 
+    def close_helpers(self) -> None:
+        """Close the writer (a batch in flight ends and counts if it committed, so that
+        the row of a failed run matches the rows written) and the pacing reader."""
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+
     def fail(self, started: float, status: str) -> None:
+        self.close_helpers()
         self.summary.status = status
         self.summary.duration_ms = round((time.monotonic() - started) * 1000, 2)
 
     def record_failure(self) -> None:
         """Best effort: complete the run row (failed or aborted, with the counts so far)
-        on a fresh connection; signals are held meanwhile, so that it is never cut short."""
+        on a fresh connection (the run's own may be what failed), or on the run's own at
+        the server's connection limit; signals are held meanwhile, so that it is never cut
+        short."""
         if not self.claimed:
             return
         with self.signals.held():
             try:
                 conn = db.connect(self.config.database, self.config.heartbeat.query_timeout_seconds)
-                try:
-                    with db.errors_as("recording the failed run"):
-                        self.finish(conn)
-                finally:
-                    db.close_quietly(conn)
             except DatabaseError as exc:
-                # On stdout with the run's other lines: the error line itself is the run's.
+                if exc.code not in db.TOO_MANY_CONNECTIONS or self.conn is None:
+                    # On stdout with the run's other lines: the error line is the run's.
+                    log.info("Could not record the failed run in the database: %s", exc)
+                    return
+                # At the server's connection limit: on the connection the run holds
+                # (before, the row stayed `running` and the slot was lost).
+                conn = self.conn
+                with contextlib.suppress(*db.DRIVER_ERRORS):
+                    conn.rollback()
+            try:
+                with db.errors_as("recording the failed run"):
+                    self.finish(conn)
+            except DatabaseError as exc:
                 log.info("Could not record the failed run in the database: %s", exc)
+            finally:
+                if conn is not self.conn:
+                    db.close_quietly(conn)

@@ -3,6 +3,7 @@ real (docs/reliability.md's fault table lists them with the figures before and a
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import socket
@@ -18,7 +19,9 @@ import pytest
 
 from heartbeat import db, retention, schema, students
 from heartbeat.config import parse_ini
-from tests.conftest import DB_USER, ROOT, Site, cli_env, run_cli
+from heartbeat.errors import InternalError
+from heartbeat.run import execute
+from tests.conftest import DB_USER, ROOT, Site, cli_env, job_lines, run_cli
 from tests.mariadb_server import MariaDBServer
 
 ROLE = ROOT / "roles" / "alt42_heartbeat"
@@ -401,3 +404,71 @@ def test_migrate_retries_and_succeeds_once_the_backup_is_done(
         result.stdout
     )
     assert "Schema is up to date (1 change(s) made)" in result.stdout
+
+
+# --------------------------------------------------------------------------- connections
+
+
+@pytest.fixture
+def limited_user(mariadb: MariaDBServer, demo_site: Site) -> Iterator[Any]:
+    """A job account the server allows ``n`` connections at once (MAX_USER_CONNECTIONS)."""
+
+    def limit(n: int) -> Path:
+        mariadb.create_user(
+            "alt42_limited",
+            "L1mited-Z9-x",
+            f"GRANT ALL ON `{demo_site.name}`.* TO {{user}} WITH MAX_USER_CONNECTIONS {n}",
+        )
+        ini = demo_site.write_ini(password="L1mited-Z9-x")
+        ini.write_text(ini.read_text().replace(f"user = {DB_USER}", "user = alt42_limited"))
+        return ini
+
+    yield limit
+    with mariadb.connect() as conn, conn.cursor() as cur:
+        for host in ("localhost", "127.0.0.1"):
+            cur.execute(f"DROP USER IF EXISTS 'alt42_limited'@'{host}'")
+
+
+def test_at_the_connection_limit_a_run_fails_before_it_takes_the_slot(
+    demo_site: Site, limited_user: Any
+) -> None:
+    """Before: the claim came first, the writer's connection was refused (1226), the row
+    stayed `running` and the slot was lost to every server."""
+    ini = limited_user(1)
+    result = run_cli("--config", str(ini), "run")
+    assert result.returncode == 3
+    [line] = result.stderr.splitlines()
+    assert "(1226) User 'alt42_limited' has exceeded the 'max_user_connections'" in line
+    assert demo_site.scalar("SELECT COUNT(*) FROM mdl_alt42_heartbeat_log") == 0
+    demo_site.write_ini()  # the same slot, by an account with room
+    again = demo_site.cli("run")
+    assert "Completed: 8 processed" in again.stdout, again.stdout + again.stderr
+
+
+def test_a_failure_at_the_connection_limit_is_recorded_on_the_runs_own_connection(
+    mariadb: MariaDBServer, demo_site: Site, limited_user: Any
+) -> None:
+    """The run has claimed its slot when the server stops taking new connections of its
+    account (the DBA lowers the limit; other clients took the rest), and then it fails:
+    the failure is recorded on the connection the run holds (before: "Could not record",
+    the row stayed `running` and the slot was lost)."""
+    limited_user(2)
+    config = dataclasses.replace(
+        demo_site.config(),
+        database=dataclasses.replace(
+            demo_site.config().database, user="alt42_limited", password="L1mited-Z9-x"
+        ),
+    )
+
+    def started(_run_id: str) -> None:
+        with mariadb.connect() as conn, conn.cursor() as cur:
+            for host in ("localhost", "127.0.0.1"):
+                cur.execute(f"ALTER USER 'alt42_limited'@'{host}' WITH MAX_USER_CONNECTIONS 1")
+        raise RuntimeError("the monitor's ping broke")  # anything, after the claim
+
+    with job_lines() as said, pytest.raises(InternalError):
+        execute(config, on_start=started)
+    assert not [line for line in said if "Could not record" in line], said
+    assert demo_site.query("SELECT status, exit_code FROM mdl_alt42_heartbeat_log") == [
+        ("failed", 5)
+    ]
