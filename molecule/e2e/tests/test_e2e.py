@@ -211,3 +211,20 @@ def test_a_full_log_disk_fails_the_run_clearly_and_it_still_records_itself(host)
     body = messages[1].get_content()
     assert f"ERROR: output lost, cannot write to {x.LOG_FILE}: No space left on device" in body
     assert "Completed: 8 processed, 0 errors" in body
+
+
+def test_run_once_never_shows_a_root_only_file_through_a_planted_link(host):
+    """The log directory is www-data's: whoever runs as www-data can replace the log by a
+    link to a file only root may read. run_once read the log as root and printed it."""
+    root_only = "/root/alt42-root-only"
+    host.check_output(
+        f"echo ROOT-ONLY-MARKER > {root_only} && chmod 0600 {root_only}"
+        f" && mv {x.LOG_FILE} {x.LOG_FILE}.real && ln -s {root_only} {x.LOG_FILE}"
+    )
+    try:
+        run = x.ansible_playbook(
+            playbook="playbooks/run_once.yml", extra_vars={"alt42_run_once_hosts": "all"}
+        )
+    finally:
+        host.run(f"rm -f {x.LOG_FILE} {root_only} && mv {x.LOG_FILE}.real {x.LOG_FILE}")
+    assert "ROOT-ONLY-MARKER" not in run.stdout + run.stderr
