@@ -361,35 +361,36 @@ def _latest_profiles(
     valid = "(updated_at IS NOT NULL AND updated_at > 0)"
     order = f"{valid} DESC, CASE WHEN {valid} THEN updated_at END DESC"
     order += ", id DESC" if has_id else ""
+    # One statement (the batch's statement count stays as it was): the latest row per
+    # student id, and per user id.
+    parts, params = [], []
+    for kind, column, values in (("s", "student_id", student_ids), ("u", "user_id", user_ids)):
+        if values:
+            parts.append(
+                f"SELECT '{kind}', {columns} FROM (SELECT {columns}, ROW_NUMBER() OVER"
+                f" (PARTITION BY {column} ORDER BY {order}) AS rn FROM {tables.profiles}"
+                f" WHERE {column} IN ({_marks(values)})) latest_{kind} WHERE rn = 1"
+            )
+            params += list(values)
+    cur.execute(" UNION ALL ".join(parts), params)
     winners: dict[tuple[str, Any], ProfileRow] = {}
-    owners: list[tuple[str, str, list[Any]]] = [
-        ("s", "student_id", list(student_ids)),
-        ("u", "user_id", list(user_ids)),
-    ]
-    for kind, column, values in owners:
-        if not values:
+    for kind, *row in cur.fetchall():
+        owner = key_of(str(row[1])) if kind == "s" else _user_number(row[0])
+        if owner is None:
             continue
-        cur.execute(
-            f"SELECT {columns} FROM (SELECT {columns}, ROW_NUMBER() OVER"
-            f" (PARTITION BY {column} ORDER BY {order}) AS rn FROM {tables.profiles}"
-            f" WHERE {column} IN ({_marks(values)})) latest WHERE rn = 1",
-            values,
-        )
-        for row in cur.fetchall():
-            owner = key_of(str(row[1])) if kind == "s" else _user_number(row[0])
-            if owner is None:
-                continue
-            updated = _moment(row[6])
-            key = (updated is not None, updated or dt.datetime.min, _user_number(row[8]) or 0, 0)
-            values_of = {
+        updated = _moment(row[6])
+        key = (updated is not None, updated or dt.datetime.min, _user_number(row[8]) or 0, 0)
+        winners[(kind, owner)] = (
+            key,
+            {
                 "emotion_state": row[2],
                 "immersion_level": _number(row[3]),
                 "engagement_score": _number(row[4]),
                 "math_confidence": _number(row[5]),
                 "updated_at": _iso(updated),
                 "mbti_type": row[7],
-            }
-            winners[(kind, owner)] = (key, values_of)
+            },
+        )
     return winners
 
 

@@ -207,3 +207,13 @@ def test_cli_version_is_the_project_version(host):
 
 def test_password_not_in_world_readable_files(host):
     assert x.world_readable_files_containing(host, x.db_password()) == []
+
+
+@python_only
+def test_the_host_lock_lives_where_only_the_job_can_create_it(host):
+    """Not the world-writable /run/lock, where any local user could hold the job's lock
+    (runs skipped silently) or root's umask 027 made it unreadable for www-data."""
+    lock_dir = host.file("/var/lib/alt42-heartbeat")
+    assert (lock_dir.user, lock_dir.group, lock_dir.mode) == ("www-data", "www-data", 0o750)
+    out = host.check_output(x.as_www_data(f"{x.CLI} --config {x.CONFIG_FILE} check --config-only"))
+    assert "OK host lock /var/lib/alt42-heartbeat/alt42-heartbeat-" in out
