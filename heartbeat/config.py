@@ -38,7 +38,12 @@ from heartbeat.moodle_config import SUPPORTED_DBTYPES, MoodleDbSettings, read_mo
 from heartbeat.schedule import Schedule, parse_schedule
 
 DEFAULT_CONFIG_PATH = "/etc/alt42/heartbeat.ini"
-LOCK_DIR = "/run/lock"
+#: The host locks' directory: the role creates it for the job's user alone (its
+#: __alt42_heartbeat_lock_dir), so that no other local user can hold the lock; without
+#: it (the job installed by hand), the world-writable /run/lock, where the job refuses a
+#: lock file another user owns.
+LOCK_DIR = "/var/lib/alt42-heartbeat"
+LOCK_DIR_FALLBACK = "/run/lock"
 CONFIG_ENV = "ALT42_HEARTBEAT_CONFIG"
 MAX_INI_BYTES = 1024 * 1024
 
@@ -517,14 +522,15 @@ def heartbeat_config(section: Mapping[str, str], path: str, base_dir: str) -> He
 def site_lock_file(database: DatabaseConfig) -> str:
     """The host lock of one site: two Moodle sites on one server never skip each other.
 
-    Named after the database (readable in ``ls /run/lock``) plus a digest of everything
-    that tells sites apart (server, name, prefix)."""
+    Named after the database (readable in ``ls``) plus a digest of everything that tells
+    sites apart (server, name, prefix)."""
     identity = "|".join(
         [database.host, str(database.port), database.socket or "", database.name, database.prefix]
     )
     digest = hashlib.sha256(identity.encode("utf-8")).hexdigest()[:12]
     name = re.sub(r"[^A-Za-z0-9_]", "_", database.name)[:32]
-    return f"{LOCK_DIR}/alt42-heartbeat-{name}-{digest}.lock"
+    directory = LOCK_DIR if os.path.isdir(LOCK_DIR) else LOCK_DIR_FALLBACK
+    return f"{directory}/alt42-heartbeat-{name}-{digest}.lock"
 
 
 def _readable_rule_book(raw: _Raw, key: str, base_dir: str) -> str:
@@ -806,7 +812,9 @@ KEYS: tuple[Key, ...] = (
         "a rule book file replacing the shipped one", shown="the shipped one"),
     Key("heartbeat", "batch_size", whole(1, 100_000), 1000, "students per transaction"),
     Key("heartbeat", "lock_file", _lock_path, "",
-        "the host lock", shown="/run/lock/alt42-heartbeat-<name>-<digest>.lock, one per site"),
+        "the host lock",
+        shown="/var/lib/alt42-heartbeat/alt42-heartbeat-<name>-<digest>.lock, one per site"
+        " (the role makes the directory; else in /run/lock)"),
     Key("heartbeat", "max_run_minutes", whole(0, 525_600), 0,
         "stop (exit 4) after this; below the interval", shown="2/3 of the interval"),
     Key("heartbeat", "query_timeout_seconds", whole(1, 86_400), 300,

@@ -20,6 +20,7 @@ import contextlib
 import datetime as dt
 import fcntl
 import os
+import pwd
 import signal
 import socket
 import time
@@ -41,14 +42,18 @@ class HostLock:
 
     def acquire(self) -> bool:
         try:
-            # Read-only is enough for flock, so a lock file created by root still
-            # works for www-data (and the other way round) in a sticky /run/lock.
-            fd = os.open(self.path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            # Read-only is enough for flock. Never through a link.
+            fd = os.open(self.path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
         except OSError as exc:
             raise ConfigError(
                 f"cannot open lock file {self.path}: {exc.strerror}; "
                 "fix [heartbeat] lock_file or the directory's permissions"
             ) from None
+        try:
+            self._check_owner(fd)
+        except ConfigError:
+            os.close(fd)
+            raise
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -57,10 +62,34 @@ class HostLock:
         self._fd = fd
         return True
 
+    def _check_owner(self, fd: int) -> None:
+        """A lock file of another user (in a directory others can write to, such as
+        /run/lock) lets that user hold the lock and make every run skip: refused. One
+        this process owns is made readable by all (root running it by hand with umask 027
+        left a file www-data could not open: every later run exited 2)."""
+        info = os.fstat(fd)
+        directory = os.stat(os.path.dirname(os.path.abspath(self.path)))
+        if info.st_uid not in (os.geteuid(), 0, directory.st_uid):
+            raise ConfigError(
+                f"lock file {self.path} belongs to user {_user_name(info.st_uid)}, not to the"
+                " job's user or root: another user could hold it and make every run skip;"
+                " remove it, and keep the lock where only the job's user can create files"
+                " ([heartbeat] lock_file)"
+            )
+        if info.st_uid == os.geteuid() and info.st_mode & 0o444 != 0o444:
+            os.fchmod(fd, 0o644)
+
     def release(self) -> None:
         if self._fd is not None:
             os.close(self._fd)  # closing the descriptor releases the flock
             self._fd = None
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
 
 
 class Interrupted(HeartbeatError):

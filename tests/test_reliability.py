@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from heartbeat import db, retention, schema, students
+from heartbeat import config, db, retention, schema, students
 from heartbeat.config import parse_ini
 from heartbeat.errors import InternalError
 from heartbeat.run import execute
@@ -472,3 +473,67 @@ def test_a_failure_at_the_connection_limit_is_recorded_on_the_runs_own_connectio
     assert demo_site.query("SELECT status, exit_code FROM mdl_alt42_heartbeat_log") == [
         ("failed", 5)
     ]
+
+
+# --------------------------------------------------------------------------- the host lock
+
+
+def test_a_lock_file_another_user_owns_is_refused(demo_site: Site, tmp_path: Path) -> None:
+    """In the world-writable /run/lock any local user could create the job's lock file
+    and hold it (`flock`): every run skipped silently."""
+    locks = tmp_path / "locks"
+    locks.mkdir(mode=0o1777)
+    locks.chmod(0o1777)
+    lock = locks / "alt42.lock"
+    lock.touch()
+    os.chown(lock, 65534, 65534)
+    demo_site.write_ini(lock_file=str(lock))
+    result = demo_site.cli("run")
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert line.endswith(
+        f"ERROR: lock file {lock} belongs to user nobody, not to the job's user or root:"
+        " another user could hold it and make every run skip; remove it, and keep the lock"
+        " where only the job's user can create files ([heartbeat] lock_file)"
+    )
+    assert demo_site.scalar("SELECT COUNT(*) FROM mdl_alt42_heartbeat_log") == 0
+
+
+def test_a_lock_file_root_made_under_umask_027_stays_openable(
+    demo_site: Site, tmp_path: Path
+) -> None:
+    """root ran the job by hand with a hardened umask: the lock file came out 0640 and
+    www-data's later runs could not open it (exit 2 at every slot)."""
+    lock = tmp_path / "alt42.lock"
+    ini = demo_site.write_ini(lock_file=str(lock))
+    done = subprocess.run(
+        [
+            "/bin/sh",
+            "-c",
+            f'umask 027 && exec "$0" -m heartbeat --config {ini} run',
+            sys.executable,
+        ],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        check=False,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert lock.stat().st_mode & 0o777 == 0o644
+
+
+def test_a_link_in_place_of_the_lock_file_is_refused(demo_site: Site, tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere"
+    target.touch()
+    lock = tmp_path / "alt42.lock"
+    lock.symlink_to(target)
+    demo_site.write_ini(lock_file=str(lock))
+    result = demo_site.cli("run")
+    assert result.returncode == 2
+    assert f"cannot open lock file {lock}: Too many levels of symbolic links" in result.stderr
+
+
+def test_the_role_makes_the_lock_directory_the_job_uses() -> None:
+    text = (ROLE / "vars" / "main.yml").read_text()
+    assert f"__alt42_heartbeat_lock_dir: {config.LOCK_DIR}\n" in text
