@@ -278,3 +278,16 @@ def mailed(mta: Path) -> list[EmailMessage]:
         email.message_from_bytes(path.read_bytes(), policy=email.policy.default)  # type: ignore[misc]
         for path in sorted(outbox.iterdir())
     ]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_job_logger() -> Iterator[None]:
+    """A test that runs the CLI in-process leaves the ``heartbeat`` logger writing to its
+    own captured stdout, which pytest closes afterwards: every later in-process run then
+    failed with "I/O operation on closed file" (seen in the order run_records, cluster)."""
+    yield
+    logger = logging.getLogger("heartbeat")
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+    logger.propagate = True
+    logger.setLevel(logging.NOTSET)

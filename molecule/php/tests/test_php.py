@@ -95,6 +95,6 @@ def test_run_once_names_the_shells_error_when_the_job_cannot_start(host):
         host.check_output(f"chown www-data:www-data {x.LOG_FILE}")
     out = " ".join((run.stdout + run.stderr).split())
     assert run.returncode != 0
-    assert "exit code: 2 (the job did not start: sh: 1: cannot create" in out, out[-3000:]
+    assert "exit code: 2 (the job did not start: sh: 1: " in out, out[-3000:]
     assert f"{x.LOG_FILE}: Permission denied" in out
     assert "(configuration)" not in out
