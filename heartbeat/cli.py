@@ -55,6 +55,8 @@ from heartbeat.run import RunSummary, execute, utc_now
 
 log = logging.getLogger(__name__)
 
+STATUS_TIMEOUT_S = 10
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse that exits 2 with one line (its default also prints the whole usage)."""
@@ -134,9 +136,18 @@ def build_parser() -> argparse.ArgumentParser:
     span.add_argument("--days", type=_positive, metavar="N", help="per-day totals over N days")
     rep.add_argument("--format", choices=("table", "json"), default="table")
 
-    commands.add_parser(
+    check_status = commands.add_parser(
         "status",
         help="monitoring check in Nagios plugin form (exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)",
+    )
+    check_status.add_argument(
+        "-t",
+        "--timeout",
+        type=_positive,
+        default=STATUS_TIMEOUT_S,
+        metavar="SECONDS",
+        help=f"answer within this time, UNKNOWN after it (default {STATUS_TIMEOUT_S}: below the"
+        " 15 s of the shipped NRPE and Icinga 2 checks)",
     )
     prune = commands.add_parser("prune", help="delete old rows of the job's tables, in batches")
     prune.add_argument(
@@ -483,17 +494,25 @@ def cmd_report(ctx: Context) -> int:
     return EXIT_OK
 
 
-#: A monitoring check must answer within the 10 s NRPE gives it by default.
+#: A monitoring check must answer before its caller gives up (check_nrpe's default is
+#: 10 s; the shipped NRPE and Icinga 2 definitions allow 15 s): one deadline for the
+#: whole check, and each connection attempt and statement within it.
 STATUS_CONNECT_S = 3
 STATUS_STATEMENT_S = 3
 
 
 def cmd_status(ctx: Context) -> int:
+    timeout = ctx.args.timeout
+    with coordinate.time_limit(timeout, f"no answer from the database within {timeout} s (-t)"):
+        return _status(ctx, min(timeout, STATUS_CONNECT_S), min(timeout, STATUS_STATEMENT_S))
+
+
+def _status(ctx: Context, connect_s: int, statement_s: int) -> int:
     config = ctx.config
     tables = db.Tables(config.database.prefix)
     settings = config.heartbeat
     now = dt.datetime.now(dt.timezone.utc)
-    conn = _connect(config, STATUS_STATEMENT_S, connect_timeout=STATUS_CONNECT_S)
+    conn = _connect(config, statement_s, connect_timeout=connect_s)
     try:
         with db.errors_as("reading the run history"):
             found = db.columns_of(conn, tables)

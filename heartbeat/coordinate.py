@@ -30,7 +30,7 @@ from typing import Any, Optional
 
 from heartbeat import db, schedule, store
 from heartbeat.config import Config
-from heartbeat.errors import EXIT_ABORTED, ConfigError, HeartbeatError
+from heartbeat.errors import EXIT_ABORTED, ConfigError, DatabaseError, HeartbeatError
 
 
 class HostLock:
@@ -136,6 +136,29 @@ def stop_signals() -> Iterator[Signals]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+class TimeLimitReached(DatabaseError):
+    """The whole command took longer than it may (``status -t``)."""
+
+
+@contextlib.contextmanager
+def time_limit(seconds: int, message: str) -> Iterator[None]:
+    """Raise :class:`TimeLimitReached` (``message``) where the command is once ``seconds``
+    have passed: also inside a blocking socket read (the handler's exception ends the
+    system call, PEP 475). Each statement has its own limit; a slow link made them add up
+    (16.8 s for ``status``, past the 15 s its callers wait)."""
+
+    def expired(_signum: int, _frame: Optional[FrameType]) -> None:
+        raise TimeLimitReached(message)
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def stop_reason(signals: Signals, deadline: float, max_minutes: int) -> Optional[str]:

@@ -3,6 +3,7 @@ real (docs/reliability.md's fault table lists them with the figures before and a
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -18,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from heartbeat import config, db, retention, schema, students
+from heartbeat import cli, config, db, retention, schema, students
 from heartbeat.config import parse_ini
 from heartbeat.errors import InternalError
 from heartbeat.run import execute
@@ -537,3 +538,74 @@ def test_a_link_in_place_of_the_lock_file_is_refused(demo_site: Site, tmp_path: 
 def test_the_role_makes_the_lock_directory_the_job_uses() -> None:
     text = (ROLE / "vars" / "main.yml").read_text()
     assert f"__alt42_heartbeat_lock_dir: {config.LOCK_DIR}\n" in text
+
+
+# --------------------------------------------------------------------------- status
+
+
+@pytest.fixture
+def slow_link(mariadb: MariaDBServer) -> Iterator[int]:
+    """A TCP path to the test server on loopback that holds every chunk 0.6 s (a slow
+    link to the database): each statement stays under its own limit, they add up."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.2)
+    stop = threading.Event()
+
+    def pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while not stop.is_set():
+                data = src.recv(65536)
+                if not data:
+                    break
+                time.sleep(0.6)
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (src, dst):
+                with contextlib.suppress(OSError):
+                    end.close()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                client, _ = server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return  # closed at the end of the test
+            upstream = socket.create_connection(("127.0.0.1", mariadb.port), timeout=30)
+            client.settimeout(30)
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=pipe, args=(a, b), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield server.getsockname()[1]
+    stop.set()
+    server.close()
+
+
+def test_status_answers_within_its_deadline_on_a_slow_link(demo_site: Site, slow_link: int):
+    """Before: per-statement limits only; on a slow link status took 16.8 s, past the
+    15 s its NRPE and Icinga 2 checks wait, which then said CRITICAL, not UNKNOWN."""
+    assert demo_site.cli("run").returncode == 0
+    ini = demo_site.write_ini()
+    text = ini.read_text().replace(
+        f"socket = {demo_site.server.socket}", f"host = 127.0.0.1\nport = {slow_link}"
+    )
+    ini.write_text(text)
+    began = time.monotonic()
+    result = run_cli("--config", str(ini), "status", "-t", "3")
+    took = time.monotonic() - began
+    assert result.returncode == 3, result.stdout
+    assert result.stdout == ("HEARTBEAT UNKNOWN - no answer from the database within 3 s (-t)\n")
+    assert took < 3 + 2.5, took  # the interpreter's start and the line, not the link
+    fast = demo_site.write_ini()
+    assert run_cli("--config", str(fast), "status").returncode == 0
+
+
+def test_the_default_status_deadline_is_below_the_shipped_check_timeouts() -> None:
+    nagios = (ROOT / "monitoring" / "nagios" / "alt42-heartbeat.cfg").read_text()
+    icinga = (ROOT / "monitoring" / "icinga2" / "alt42-heartbeat.conf").read_text()
+    assert "check_nrpe -H $HOSTADDRESS$ -t 15 " in nagios and "timeout = 15s" in icinga
+    assert cli.STATUS_TIMEOUT_S < 15
