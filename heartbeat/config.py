@@ -99,6 +99,9 @@ class HeartbeatConfig:
     # next start.
     max_run_minutes: int = 20
     query_timeout_seconds: int = 300  # per statement, so one stuck query cannot hold the slot
+    # A run renews its claim every third of this; a claim not renewed for this long (its
+    # host died, froze or lost the network) is taken over by the next server that starts.
+    lease_seconds: int = 90
 
 
 @dataclass(frozen=True)
@@ -819,6 +822,10 @@ KEYS: tuple[Key, ...] = (
         "stop (exit 4) after this; below the interval", shown="2/3 of the interval"),
     Key("heartbeat", "query_timeout_seconds", whole(1, 86_400), 300,
         "time limit per SQL statement (MariaDB max_statement_time)"),
+    Key("heartbeat", "lease_seconds", whole(6, 3600), 90,
+        "a run renews its claim every third of this; once a claim was not renewed for this"
+        " long (its server died, froze or lost the network), the next server to start takes"
+        " over"),
     Key("monitoring", "ping_url", _optional(_http_url), None,
         "dead-man's switch (healthchecks.io-compatible)"),
     Key("monitoring", "ping_timeout_seconds", whole(1, 60), 5, "time limit per ping"),

@@ -19,10 +19,12 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import logging
 import os
 import pwd
 import signal
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from types import FrameType
@@ -31,6 +33,8 @@ from typing import Any, Optional
 from heartbeat import db, schedule, store
 from heartbeat.config import Config
 from heartbeat.errors import EXIT_ABORTED, ConfigError, DatabaseError, HeartbeatError
+
+log = logging.getLogger(__name__)
 
 
 class HostLock:
@@ -161,10 +165,14 @@ def time_limit(seconds: int, message: str) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def stop_reason(signals: Signals, deadline: float, max_minutes: int) -> Optional[str]:
+def stop_reason(
+    signals: Signals, deadline: float, max_minutes: int, lease: Optional[Lease] = None
+) -> Optional[str]:
     """Why the run must stop before its next batch, if it must."""
     if signals.received:
         return f"{signals.received} received"
+    if lease is not None and lease.lost:
+        return "another server took this run over: its lease had expired"
     if time.monotonic() > deadline:
         return f"deadline of {max_minutes} min reached"
     return None
@@ -184,15 +192,63 @@ def claim(
     """Take the site-wide lock and the slot; None when this server runs, else who does.
 
     ``force`` (a manual re-run) claims no slot: it runs even if the slot already ran.
+    The named lock of a session whose run stopped renewing its lease (its server died,
+    froze or lost the network: the database keeps such a session, and its lock, for
+    15 minutes to hours, and forever for a frozen process) no longer stops the site: the
+    lease decides, and the expired run is marked failed (which fences it off).
     """
-    if db.named_lock(conn, db.lock_name(config.database, "heartbeat")) is False:
-        return "a run on another server (database lock held)"
     settings = config.heartbeat
     stale = run_start - dt.timedelta(minutes=settings.max_run_minutes, hours=1)
+    if db.named_lock(conn, db.lock_name(config.database, "heartbeat")) is False:
+        holder = store.live_run(conn, tables, stale, settings.lease_seconds)
+        if holder:
+            return f"a run on another server ({holder}; database lock held)"
+        log.info(
+            "The database lock is held by a session whose run stopped renewing its lease"
+            " (%d s): taking over",
+            settings.lease_seconds,
+        )
     slot = None if force else slot_of(config, run_start)
 
     def attempt() -> Optional[str]:
-        store.close_stale_runs(conn, tables, stale)
+        closed = store.close_stale_runs(conn, tables, stale, settings.lease_seconds)
+        if closed:
+            log.info("Marked %d run(s) failed whose lease had expired", closed)
         return store.claim_slot(conn, tables, run_id, run_start, slot, socket.gethostname())
 
     return db.retry_deadlocks(conn, attempt)
+
+
+class Lease:
+    """Keeps the run's claim alive: renews its row's lease every third of
+    ``lease_seconds`` from a thread of its own, so that a long statement or a pacing wait
+    never lets it lapse, and notes when another server took the run over (the run then
+    stops before its next batch). It uses the writer's connection between two batches:
+    a run needs no connection more than before."""
+
+    def __init__(self, config: Config, writer: store.Writer) -> None:
+        self.writer = writer
+        self.period = config.heartbeat.lease_seconds / 3
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+
+    def start(self, run_id: str) -> None:
+        self._thread = threading.Thread(
+            target=self._renew, args=(run_id,), name="heartbeat-lease", daemon=True
+        )
+        self._thread.start()
+
+    def _renew(self, run_id: str) -> None:
+        while not self._stop.wait(self.period):
+            try:
+                if not self.writer.renew_lease(run_id):
+                    self.lost = True
+                    return
+            except db.DRIVER_ERRORS:
+                continue  # the run's own statements report a real failure
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.period + 5)

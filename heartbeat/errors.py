@@ -49,3 +49,11 @@ class InternalError(HeartbeatError):
     """Something the job did not foresee (a bug): one line, exit 5, the run recorded."""
 
     exit_code = EXIT_INTERNAL
+
+
+class TakenOver(HeartbeatError):
+    """Another server took this run's claim over: its lease had expired (the run was
+    frozen or cut off for longer than ``lease_seconds``). The run stops, writes nothing
+    more (exit 4, like any run stopped early)."""
+
+    exit_code = EXIT_ABORTED

@@ -33,6 +33,7 @@ from heartbeat.errors import (
     DatabaseError,
     HeartbeatError,
     InternalError,
+    TakenOver,
 )
 
 log = logging.getLogger(__name__)
@@ -156,6 +157,7 @@ class _Run:
         self.conn: Optional[Any] = None  # the run's own connection (it holds the locks)
         self.server: Optional[pacing.Server] = None
         self.writer: Optional[store.Writer] = None
+        self.lease: Optional[coordinate.Lease] = None
         self.paced = ""  # how pacing held the run back, for the summary line
 
     def go(self, on_start: Optional[Callable[[str], None]]) -> RunSummary:
@@ -171,7 +173,7 @@ class _Run:
             # server's connection limit a run fails without taking the slot (before, the
             # writer's connection failed after the claim and the slot stayed `running`).
             self.phase = "opening the run's connections"
-            server, writer = self.server, self.writer = self.connections(conn)
+            server, writer = self.connections(conn)
             if not self.dry_run and not self.claim(conn, run_start, on_start):
                 return summary  # skipped
             suffix = " (dry run: nothing will be written)" if self.dry_run else ""
@@ -193,7 +195,8 @@ class _Run:
                 with self.signals.held(), db.errors_as(self.phase):
                     self.finish(conn)
         except HeartbeatError as exc:
-            self.fail(started, "aborted" if isinstance(exc, coordinate.Interrupted) else "failed")
+            stopped = isinstance(exc, (coordinate.Interrupted, TakenOver))
+            self.fail(started, "aborted" if stopped else "failed")
             summary.failed_with = exc.exit_code
             self.record_failure()
             if isinstance(exc, coordinate.Interrupted):
@@ -223,22 +226,23 @@ class _Run:
         return summary
 
     def connections(self, conn: Any) -> tuple[pacing.Server, Optional[store.Writer]]:
-        """What reads the server's load (and a replica's connection) and the writer's
-        connection (none in a dry run)."""
+        """What reads the server's load (and a replica's connection), the writer's
+        connection and the lease's (none in a dry run)."""
         settings = self.config.heartbeat
-        server = pacing.Server(
+        self.server = pacing.Server(
             conn, self.config.database, self.config.pacing, settings.query_timeout_seconds
         )
         if self.dry_run:
-            return server, None
-        try:
-            writer = store.Writer(
-                self.config.database, self.tables, settings.query_timeout_seconds, self.done
-            )
-        except BaseException:
-            server.close()
-            raise
-        return server, writer
+            return self.server, None
+        self.writer = store.Writer(
+            self.config.database,
+            self.tables,
+            settings.query_timeout_seconds,
+            self.done,
+            self.summary.run_id,
+        )
+        self.lease = coordinate.Lease(self.config, self.writer)
+        return self.server, self.writer
 
     def check_schema(self, conn: Any) -> tuple[dict[str, set[str]], students.IdKeys]:
         """The tables' columns and how each table compares student ids."""
@@ -261,6 +265,8 @@ class _Run:
             log.info("Skipped: this slot is taken by %s", holder)
             self.summary.status = "skipped"
             return False
+        if self.lease is not None:
+            self.lease.start(self.summary.run_id)
         if on_start:
             self.phase = "telling the monitor that the run started"
             on_start(self.summary.run_id)
@@ -286,7 +292,9 @@ class _Run:
             pacer = pacing.Pacer(
                 self.config.pacing,
                 server,
-                lambda: coordinate.stop_reason(self.signals, deadline, settings.max_run_minutes),
+                lambda: coordinate.stop_reason(
+                    self.signals, deadline, settings.max_run_minutes, self.lease
+                ),
                 deadline,
                 settings.max_run_minutes,
                 writes=not self.dry_run,
@@ -294,7 +302,9 @@ class _Run:
             )
             handed = offset = 0  # rows handed to the writer, students so far
             while offset < len(ids):
-                reason = coordinate.stop_reason(self.signals, deadline, settings.max_run_minutes)
+                reason = coordinate.stop_reason(
+                    self.signals, deadline, settings.max_run_minutes, self.lease
+                )
                 if reason is None:
                     self.phase = "pacing"
                     reason = pacer.before_batch(
@@ -365,8 +375,12 @@ class _Run:
         )
 
     def close_helpers(self) -> None:
-        """Close the writer (a batch in flight ends and counts if it committed, so that
-        the row of a failed run matches the rows written) and the pacing reader."""
+        """Stop the lease's renewals, close the writer (a batch in flight ends and counts
+        if it committed, so that the row of a failed run matches the rows written) and
+        the pacing reader."""
+        if self.lease is not None:
+            self.lease.close()
+            self.lease = None
         if self.writer is not None:
             self.writer.close()
             self.writer = None

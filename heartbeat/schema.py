@@ -59,6 +59,7 @@ CREATE: dict[str, str] = {
             exit_code TINYINT UNSIGNED NULL DEFAULT NULL,
             slot_start DATETIME NULL DEFAULT NULL,
             version VARCHAR(32) NULL DEFAULT NULL,
+            renewed_at DATETIME NULL DEFAULT NULL,
             KEY idx_created_at (created_at),
             UNIQUE KEY uq_run_id (run_id),
             UNIQUE KEY uq_slot (slot_start)
@@ -109,6 +110,8 @@ EXTRA_COLUMNS: dict[str, dict[str, str]] = {
         "slot_start": "DATETIME NULL DEFAULT NULL",
         # the release that ran (0.2.0+)
         "version": "VARCHAR(32) NULL DEFAULT NULL",
+        # the run's lease, renewed while it runs (0.3.0+): UTC by the database's clock
+        "renewed_at": "DATETIME NULL DEFAULT NULL",
     },
     "evaluation_log": {},
     "event_log": {"run_id": "CHAR(36) NULL DEFAULT NULL"},

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Optional
 
@@ -19,7 +20,7 @@ import pymysql
 
 from heartbeat import __version__, db, schema
 from heartbeat.config import DatabaseConfig
-from heartbeat.errors import ConfigError
+from heartbeat.errors import ConfigError, TakenOver
 from heartbeat.evaluate import BatchRows, Json
 
 
@@ -40,8 +41,9 @@ def claim_slot(
         with conn.cursor() as cur:
             cur.execute(
                 f"INSERT INTO {tables.heartbeat_log} (execution_time, students_processed,"
-                " errors, duration_ms, created_at, run_id, host, status, slot_start, version)"
-                " VALUES (%s, 0, 0, 0, %s, %s, %s, 'running', %s, %s)",
+                " errors, duration_ms, created_at, run_id, host, status, slot_start, version,"
+                " renewed_at) VALUES (%s, 0, 0, 0, %s, %s, %s, 'running', %s, %s,"
+                " UTC_TIMESTAMP())",
                 (_naive(run_start), _naive(run_start), run_id, host[:255], slot, __version__),
             )
         conn.commit()
@@ -57,18 +59,58 @@ def claim_slot(
     return None
 
 
-def close_stale_runs(conn: Any, tables: db.Tables, older_than: dt.datetime) -> int:
-    """Mark runs still 'running' long after any deadline as failed: their process died."""
+def close_stale_runs(
+    conn: Any, tables: db.Tables, older_than: dt.datetime, lease_seconds: int
+) -> int:
+    """Mark runs still 'running' whose lease expired as failed: their server died, froze
+    or lost the network (a frozen one, resumed, finds its row failed and stops: fenced).
+    Rows without a lease (releases before 0.3.0) once they are past any deadline."""
     with conn.cursor() as cur:
         count = int(
             cur.execute(
                 f"UPDATE {tables.heartbeat_log} SET status = 'failed'"
-                " WHERE status = 'running' AND created_at < %s",
-                (_naive(older_than),),
+                " WHERE status = 'running' AND (renewed_at < UTC_TIMESTAMP() - INTERVAL %s"
+                " SECOND OR (renewed_at IS NULL AND created_at < %s))",
+                (lease_seconds, _naive(older_than)),
             )
         )
     conn.commit()
     return count
+
+
+def live_run(
+    conn: Any, tables: db.Tables, older_than: dt.datetime, lease_seconds: int
+) -> Optional[str]:
+    """The run whose lease is alive (or, without a lease, that is not yet stale), in
+    words; None when no run is going on anywhere (the lock's holder is gone)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            f"SELECT host, TIMESTAMPDIFF(SECOND, renewed_at, UTC_TIMESTAMP())"
+            f" FROM {tables.heartbeat_log} WHERE status = 'running' AND (renewed_at >="
+            " UTC_TIMESTAMP() - INTERVAL %s SECOND OR (renewed_at IS NULL AND created_at >= %s))"
+            " ORDER BY id DESC LIMIT 1",
+            (lease_seconds, _naive(older_than)),
+        )
+        row = cur.fetchone()
+    conn.commit()
+    if row is None:
+        return None
+    renewed = f", its lease renewed {row[1]} s ago" if row[1] is not None else ""
+    return f"host {row[0]}{renewed}"
+
+
+def renew_lease(conn: Any, tables: db.Tables, run_id: str) -> bool:
+    """Renew the run's lease; False when its row is no longer 'running' (taken over)."""
+    with conn.cursor() as cur:
+        count = int(
+            cur.execute(
+                f"UPDATE {tables.heartbeat_log} SET renewed_at = UTC_TIMESTAMP()"
+                " WHERE run_id = %s AND status = 'running'",
+                (run_id,),
+            )
+        )
+    conn.commit()
+    return count == 1
 
 
 def finish_run(
@@ -241,11 +283,28 @@ def batch_statements(conn: Any, tables: db.Tables, rows: BatchRows) -> list[byte
     return statements
 
 
-def write_batch(conn: Any, statements: list[bytes]) -> None:
-    """One batch in one transaction: its statements (``batch_statements``), committed."""
+def write_batch(
+    conn: Any, statements: list[bytes], fence: Optional[tuple[str, str]] = None
+) -> None:
+    """One batch in one transaction: its statements (``batch_statements``), committed.
+
+    ``fence`` (the run table, the run id): right before the commit, the run's row must
+    still be ``running``. Another server marks it failed when it takes over an expired
+    lease, and a run frozen meanwhile (even in the middle of this batch) must then add
+    nothing: the batch is rolled back."""
     with conn.cursor() as cur:
         for statement in statements:
             cur.execute(statement)
+        if fence is not None:
+            cur.execute(f"SELECT status FROM {fence[0]} WHERE run_id = %s", (fence[1],))
+            row = cur.fetchone()
+            if row is None or row[0] != "running":
+                conn.rollback()
+                raise TakenOver(
+                    "another server took this run over: its lease had expired (this server"
+                    " did not renew it in time: frozen or cut off); this batch was rolled"
+                    " back and nothing more is written"
+                )
     conn.commit()
 
 
@@ -274,16 +333,24 @@ class Writer:
         tables: db.Tables,
         statement_timeout: int,
         committed: Callable[[BatchRows], None],
+        run_id: str,
     ) -> None:
         self.tables = tables
         self.committed = committed
+        self.fence = (tables.heartbeat_log, run_id)
+        self.socket = threading.Lock()  # the batches and the lease's renewals take turns
         self.conn = prepare(db.connect(database, statement_timeout=statement_timeout))
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="heartbeat-writer")
         self.pending: Optional[tuple[Future[None], BatchRows]] = None
 
     def _write(self, statements: list[bytes]) -> None:
-        with db.errors_as("writing results"):
-            write_batch(self.conn, statements)
+        with db.errors_as("writing results"), self.socket:
+            write_batch(self.conn, statements, self.fence)
+
+    def renew_lease(self, run_id: str) -> bool:
+        """Renew the run's lease between two batches (``coordinate.Lease``)."""
+        with self.socket:
+            return renew_lease(self.conn, self.tables, run_id)
 
     def submit(self, rows: BatchRows) -> None:
         """Build the batch's statements now, hand them to the writer thread once the

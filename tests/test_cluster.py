@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import os
 import signal
+import socket
 from pathlib import Path
 
 import pytest
@@ -40,14 +41,33 @@ def test_second_run_in_the_same_slot_is_skipped(demo_site: Site) -> None:
 
 
 def test_database_lock_held_elsewhere_means_skipped(demo_site: Site) -> None:
+    """Another server's run holds the lock and renews its lease: this one skips. Once its
+    lease has expired (the server died or froze: the database keeps its session and the
+    lock), the next run takes over and marks the silent run failed."""
     with demo_site.conn() as other, other.cursor() as cur:
         name = db.lock_name(demo_site.config().database, "heartbeat")
         cur.execute("SELECT GET_LOCK(%s, 0)", (name,))
         assert cur.fetchone()[0] == 1
-        summary = execute(demo_site.config())
+        cur.execute(
+            "INSERT INTO mdl_alt42_heartbeat_log (execution_time, created_at, run_id, host,"
+            " status, renewed_at) VALUES (UTC_TIMESTAMP(), UTC_TIMESTAMP(), 'r1', 'web2',"
+            " 'running', UTC_TIMESTAMP())".replace("mdl_", demo_site.prefix)
+        )
+        other.commit()
+        with job_lines() as said:
+            summary = execute(demo_site.config())
         assert summary.status == "skipped" and summary.exit_code == 0
-    assert demo_site.scalar("SELECT COUNT(*) FROM mdl_alt42_heartbeat_log") == 0
-    assert execute(demo_site.config()).status == "success"  # released with the session
+        assert any("a run on another server (host web2, its lease renewed" in s for s in said)
+        cur.execute(
+            "UPDATE mdl_alt42_heartbeat_log SET renewed_at = UTC_TIMESTAMP() - INTERVAL 91"
+            " SECOND".replace("mdl_", demo_site.prefix)
+        )
+        other.commit()
+        assert execute(demo_site.config()).status == "success"  # the lock still held
+    assert demo_site.query("SELECT host, status FROM mdl_alt42_heartbeat_log ORDER BY id") == [
+        ("web2", "failed"),
+        (socket.gethostname(), "success"),
+    ]
 
 
 def test_servers_starting_together_give_one_run(demo_site: Site, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import dataclasses
 import datetime as dt
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -609,3 +610,78 @@ def test_the_default_status_deadline_is_below_the_shipped_check_timeouts() -> No
     icinga = (ROOT / "monitoring" / "icinga2" / "alt42-heartbeat.conf").read_text()
     assert "check_nrpe -H $HOSTADDRESS$ -t 15 " in nagios and "timeout = 15s" in icinga
     assert cli.STATUS_TIMEOUT_S < 15
+
+
+# --------------------------------------------------------------------------- a lost host
+
+
+def _events_of(site: Site, run_id: str) -> int:
+    return int(
+        site.scalar(
+            "SELECT COUNT(*) FROM mdl_alt42_event_processing_log WHERE run_id = %s", (run_id,)
+        )
+    )
+
+
+def _running_row(site: Site, timeout: float = 60) -> tuple[str, int]:
+    """The run id of the run going on, once it committed a few batches."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = site.query("SELECT run_id FROM mdl_alt42_heartbeat_log WHERE status = 'running'")
+        if rows and _events_of(site, rows[0][0]) >= 150:
+            return rows[0][0], _events_of(site, rows[0][0])
+        time.sleep(0.2)
+    raise AssertionError("no run got going")
+
+
+def test_a_frozen_run_loses_the_site_to_the_next_server_and_writes_nothing_more(
+    demo_site: Site, tmp_path: Path
+) -> None:
+    """Server A's run is SIGSTOPped mid-run: the database keeps its session, and with it
+    the named lock, forever. Before: every server printed "Skipped: ... database lock
+    held" at every slot, for as long as A stayed frozen. Now the next slot runs on server
+    B, on time; A, resumed, finds its claim taken and writes nothing more."""
+    demo_site.executemany(
+        "INSERT INTO mdl_alt42_learning_sessions (student_id, start_time)"
+        " VALUES (%s, UNIX_TIMESTAMP() - 60)",
+        [(str(30000 + n),) for n in range(3000)],
+    )
+    ini = demo_site.write_ini(
+        batch_size=50,
+        lease_seconds=6,
+        lock_file=str(tmp_path / "a.lock"),
+        sections={"pacing": {"max_rows_per_second": 400}},
+    )
+    a = subprocess.Popen(
+        [sys.executable, "-m", "heartbeat", "--config", str(ini), "run"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(),
+    )
+    try:
+        run_a, _ = _running_row(demo_site)
+        os.kill(a.pid, signal.SIGSTOP)
+        time.sleep(0.5)  # a write in flight reaches the server
+        frozen_at = _events_of(demo_site, run_a)
+        time.sleep(6 + 3)  # A's lease (6 s, renewed every 2 s) has expired
+        b = demo_site.config(lease_seconds=6, lock_file=str(tmp_path / "b.lock"))  # server B
+        next_slot = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=30)
+        summary = execute(b, clock=lambda: next_slot)
+        assert (summary.status, summary.students_processed) == ("success", 3008)
+        assert (
+            demo_site.scalar(
+                "SELECT status FROM mdl_alt42_heartbeat_log WHERE run_id = %s", (run_a,)
+            )
+            == "failed"
+        )
+    finally:
+        os.kill(a.pid, signal.SIGCONT)
+    _out, err = a.communicate(timeout=120)
+    assert a.returncode == 4, err
+    assert "another server took this run over" in err
+    assert _events_of(demo_site, run_a) == frozen_at  # fenced: nothing after the takeover
+    assert (
+        demo_site.scalar("SELECT status FROM mdl_alt42_heartbeat_log WHERE run_id = %s", (run_a,))
+        == "failed"
+    )
