@@ -685,3 +685,119 @@ def test_a_frozen_run_loses_the_site_to_the_next_server_and_writes_nothing_more(
         demo_site.scalar("SELECT status FROM mdl_alt42_heartbeat_log WHERE run_id = %s", (run_a,))
         == "failed"
     )
+
+
+NETNS = "alt42rel"
+HOST_SIDE, NETNS_SIDE = "10.231.0.1", "10.231.0.2"
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=30)
+
+
+@pytest.fixture
+def remote_web_server(mariadb: MariaDBServer) -> Iterator[int]:
+    """A web server of its own: a network namespace joined to this host by a veth pair,
+    and a TCP path from it to the test database (a relay on the host side, so that the
+    database's sessions outlive the link, as a real server's do). Yields the port."""
+    subprocess.run(["ip", "netns", "del", NETNS], capture_output=True, check=False)
+    subprocess.run(["ip", "link", "del", "alt42rel0"], capture_output=True, check=False)
+    try:
+        _ip("netns", "add", NETNS)
+    except (subprocess.CalledProcessError, OSError):
+        pytest.skip("needs root and ip netns")
+    try:
+        _ip("link", "add", "alt42rel0", "type", "veth", "peer", "name", "alt42rel1")
+        _ip("link", "set", "alt42rel1", "netns", NETNS)
+        _ip("addr", "add", f"{HOST_SIDE}/24", "dev", "alt42rel0")
+        _ip("link", "set", "alt42rel0", "up")
+        _ip("netns", "exec", NETNS, "ip", "addr", "add", f"{NETNS_SIDE}/24", "dev", "alt42rel1")
+        _ip("netns", "exec", NETNS, "ip", "link", "set", "alt42rel1", "up")
+        _ip("netns", "exec", NETNS, "ip", "link", "set", "lo", "up")
+        relay = socket.create_server((HOST_SIDE, 0))
+        relay.settimeout(0.2)
+        stop = threading.Event()
+
+        def pipe(src: socket.socket, dst: socket.socket) -> None:
+            with contextlib.suppress(OSError):
+                while not stop.is_set():
+                    data = src.recv(65536)
+                    if not data:
+                        break
+                    dst.sendall(data)
+
+        def serve() -> None:
+            while not stop.is_set():
+                try:
+                    client, _ = relay.accept()
+                except TimeoutError:
+                    continue
+                except OSError:
+                    return
+                upstream = socket.create_connection(("127.0.0.1", mariadb.port), timeout=600)
+                for a, b in ((client, upstream), (upstream, client)):
+                    threading.Thread(target=pipe, args=(a, b), daemon=True).start()
+
+        threading.Thread(target=serve, daemon=True).start()
+        yield relay.getsockname()[1]
+        stop.set()
+        relay.close()
+    finally:
+        subprocess.run(["ip", "netns", "del", NETNS], capture_output=True, check=False)
+        subprocess.run(["ip", "link", "del", "alt42rel0"], capture_output=True, check=False)
+
+
+def test_a_run_whose_network_vanished_loses_the_site_to_the_next_server(
+    demo_site: Site, remote_web_server: int, tmp_path: Path
+) -> None:
+    """Server A (its own network namespace) runs over TCP; its link goes down mid-run.
+    The database keeps A's session and its named lock (15 min 40 s with a reply in
+    flight, 2 h 11 min idle). Before: every other server skipped for that long. Now the
+    next slot runs on server B as soon as A's lease has expired."""
+    demo_site.executemany(
+        "INSERT INTO mdl_alt42_learning_sessions (student_id, start_time)"
+        " VALUES (%s, UNIX_TIMESTAMP() - 60)",
+        [(str(30000 + n),) for n in range(3000)],
+    )
+    ini = demo_site.write_ini(
+        batch_size=50,
+        lease_seconds=6,
+        lock_file=str(tmp_path / "a.lock"),
+        sections={"pacing": {"max_rows_per_second": 400}},
+    )
+    ini.write_text(
+        ini.read_text().replace(
+            f"socket = {demo_site.server.socket}", f"host = {HOST_SIDE}\nport = {remote_web_server}"
+        )
+    )
+    a = subprocess.Popen(
+        ["ip", "netns", "exec", NETNS, sys.executable, "-m", "heartbeat", "--config", str(ini),
+         "run"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=cli_env(),
+    )  # fmt: skip
+    try:
+        run_a, _ = _running_row(demo_site)
+        _ip("link", "set", "alt42rel0", "down")  # A's network is gone
+        time.sleep(0.5)
+        cut_at = _events_of(demo_site, run_a)
+        with demo_site.conn() as probe, probe.cursor() as cur:
+            name = db.lock_name(demo_site.config().database, "heartbeat")
+            cur.execute("SELECT IS_USED_LOCK(%s)", (name,))
+            assert cur.fetchone()[0] is not None, "the database still holds A's lock"
+        time.sleep(6 + 3)
+        b = demo_site.config(lease_seconds=6, lock_file=str(tmp_path / "b.lock"))
+        next_slot = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=30)
+        summary = execute(b, clock=lambda: next_slot)
+        assert (summary.status, summary.students_processed) == ("success", 3008)
+        assert (
+            demo_site.scalar(
+                "SELECT status FROM mdl_alt42_heartbeat_log WHERE run_id = %s", (run_a,)
+            )
+            == "failed"
+        )
+        assert _events_of(demo_site, run_a) == cut_at
+    finally:
+        a.kill()
+        a.wait(timeout=30)
