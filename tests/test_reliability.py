@@ -801,3 +801,17 @@ def test_a_run_whose_network_vanished_loses_the_site_to_the_next_server(
     finally:
         a.kill()
         a.wait(timeout=30)
+
+
+def test_the_fault_table_names_every_test_here() -> None:
+    """docs/reliability.md tabulates these tests: none may be missing."""
+    doc = (ROOT / "docs" / "reliability.md").read_text(encoding="utf-8")
+    names = [
+        name
+        for name, value in globals().items()
+        if name.startswith("test_")
+        and callable(value)
+        and name != "test_the_fault_table_names_every_test_here"
+    ]
+    missing = [name for name in names if name not in doc]
+    assert missing == []
