@@ -10,6 +10,7 @@ import contextlib
 import email
 import email.policy
 import http.server
+import json
 import logging
 import os
 import subprocess
@@ -140,6 +141,40 @@ class Site:
     def migrate(self) -> None:
         result = self.cli("migrate")
         assert result.returncode == 0, result.stderr
+
+
+ROLE = ROOT / "roles" / "alt42_heartbeat"
+
+
+def role_adhoc(module: str, args: str, extra_vars: dict[str, Any]) -> dict[str, Any]:
+    """One module run by real Ansible on this host, with the role's defaults and vars
+    (and ``extra_vars``) loaded as the role has them; its result (a failure asserts)."""
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "ansible"),
+            "localhost",
+            "-c",
+            "local",
+            "-e",
+            f"@{ROLE / 'defaults' / 'main.yml'}",
+            "-e",
+            f"@{ROLE / 'vars' / 'main.yml'}",
+            "-e",
+            json.dumps(extra_vars),
+            "-m",
+            module,
+            "-a",
+            args,
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ANSIBLE_STDOUT_CALLBACK": "json", "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1"},
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    result: dict[str, Any] = json.loads(done.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    return result
 
 
 def cli_env(extra: Optional[dict[str, str]] = None) -> dict[str, str]:

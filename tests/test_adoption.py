@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from heartbeat import status
-from tests.conftest import ROOT, Site, cli_env, mailed
+from tests.conftest import ROOT, Site, cli_env, mailed, role_adhoc
 
 ROLE = ROOT / "roles" / "alt42_heartbeat"
 MODULE = ROOT / "plugins" / "modules" / "alt42_heartbeat_php_schedules.py"
@@ -86,34 +86,16 @@ def _role_command(ini: Path, log: Path) -> str:
     return f"{sys.executable} -m heartbeat --config {ini} --log-file {log} run"
 
 
-def _role_value(name: str, **extra: str) -> str:
-    """A variable of the role as Ansible renders it from the role's defaults and vars."""
-    extra_args = [arg for key, value in extra.items() for arg in ("-e", f"{key}={value}")]
-    done = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "ansible"),
-            "localhost",
-            "-c",
-            "local",
-            "-e",
-            f"@{ROLE / 'defaults' / 'main.yml'}",
-            "-e",
-            f"@{ROLE / 'vars' / 'main.yml'}",
-            *extra_args,
-            "-m",
-            "ansible.builtin.debug",
-            "-a",
-            f"var={name}",
-        ],
+def _run_as_cron_beside(ini: Path, log: Path) -> subprocess.CompletedProcess[str]:
+    """The role's cron command, by a user who cannot write ``log``."""
+    return subprocess.run(
+        _without_dac_override(["/bin/sh", "-c", _role_command(ini, log)]),
         capture_output=True,
         text=True,
-        env={**os.environ, "ANSIBLE_STDOUT_CALLBACK": "json", "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1"},
+        env=cli_env(),
         check=False,
-        timeout=120,
+        timeout=300,
     )
-    assert done.returncode == 0, done.stdout + done.stderr
-    result = json.loads(done.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
-    return str(result[name])
 
 
 LOG = "/var/log/alt42/heartbeat_cron.log"
@@ -130,12 +112,12 @@ JOB = "/opt/alt42-heartbeat/current/venv/bin/alt42-heartbeat --config /etc/alt42
     ],
 )
 def test_the_cron_line_lets_the_job_open_its_log(runtime: str, version: str, command: str) -> None:
-    value = _role_value(
-        "__alt42_heartbeat_command",
-        alt42_heartbeat_runtime=runtime,
-        __alt42_heartbeat_target_version=version,
+    result = role_adhoc(
+        "ansible.builtin.debug",
+        "var=__alt42_heartbeat_command",
+        {"alt42_heartbeat_runtime": runtime, "__alt42_heartbeat_target_version": version},
     )
-    assert value == command
+    assert result["__alt42_heartbeat_command"] == command
 
 
 def test_a_log_another_user_owns_costs_the_run_its_log_not_the_run(
@@ -155,14 +137,7 @@ def test_a_log_another_user_owns_costs_the_run_its_log_not_the_run(
     assert old.returncode == 2 and "Permission denied" in old.stderr
     assert demo_site.scalar("SELECT COUNT(*) FROM mdl_alt42_heartbeat_log") == 0
 
-    new = subprocess.run(
-        _without_dac_override(["/bin/sh", "-c", _role_command(ini, foreign_log)]),
-        capture_output=True,
-        text=True,
-        env=cli_env(),
-        check=False,
-        timeout=300,
-    )
+    new = _run_as_cron_beside(ini, foreign_log)
     assert new.returncode == 1, new.stderr  # a run whose output was lost says so
     assert demo_site.query(
         "SELECT status, students_processed, errors FROM mdl_alt42_heartbeat_log"
@@ -180,15 +155,7 @@ def test_the_failure_mail_says_where_the_lines_went(
 ) -> None:
     ini = demo_site.write_ini()
     ini.write_text(ini.read_text() + f"[monitoring]\nmail_to = root\nsendmail = {mta}\n")
-    done = subprocess.run(
-        _without_dac_override(["/bin/sh", "-c", _role_command(ini, foreign_log)]),
-        capture_output=True,
-        text=True,
-        env=cli_env(),
-        check=False,
-        timeout=300,
-    )
-    assert done.returncode == 1
+    assert _run_as_cron_beside(ini, foreign_log).returncode == 1
     [message] = mailed(mta)
     body = message.get_content()
     assert "Completed: 8 processed, 0 errors" in body

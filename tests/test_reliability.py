@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
-import json
 import os
 import signal
 import socket
@@ -24,7 +23,7 @@ from heartbeat import cli, config, db, retention, schema, students
 from heartbeat.config import parse_ini
 from heartbeat.errors import InternalError
 from heartbeat.run import execute
-from tests.conftest import DB_USER, ROOT, Site, cli_env, job_lines, run_cli
+from tests.conftest import DB_USER, ROOT, Site, cli_env, job_lines, role_adhoc, run_cli
 from tests.mariadb_server import MariaDBServer
 
 ROLE = ROOT / "roles" / "alt42_heartbeat"
@@ -142,37 +141,17 @@ def test_the_role_writes_every_password_so_that_the_job_reads_it_back(
 ) -> None:
     """The role's template renders the INI (real Ansible), the job parses it back."""
     out = tmp_path / "heartbeat.ini"
-    done = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "ansible"),
-            "localhost",
-            "-c",
-            "local",
-            "-e",
-            f"@{ROLE / 'defaults' / 'main.yml'}",
-            "-e",
-            f"@{ROLE / 'vars' / 'main.yml'}",
-            "-e",
-            json.dumps(
-                {
-                    "alt42_heartbeat_db_password": password,
-                    "alt42_heartbeat_db_name": "moodle",
-                    "alt42_heartbeat_db_user": "alt42",
-                    "__alt42_heartbeat_ini_version": "0.3.0",
-                    "__alt42_heartbeat_schedule": "*/30 * * * *",
-                }
-            ),
-            "-m",
-            "ansible.builtin.template",
-            "-a",
-            f"src={ROLE / 'templates' / 'heartbeat.ini.j2'} dest={out}",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
+    role_adhoc(
+        "ansible.builtin.template",
+        f"src={ROLE / 'templates' / 'heartbeat.ini.j2'} dest={out}",
+        {
+            "alt42_heartbeat_db_password": password,
+            "alt42_heartbeat_db_name": "moodle",
+            "alt42_heartbeat_db_user": "alt42",
+            "__alt42_heartbeat_ini_version": "0.3.0",
+            "__alt42_heartbeat_schedule": "*/30 * * * *",
+        },
     )
-    assert done.returncode == 0, done.stdout + done.stderr
     assert parse_ini(out.read_text(), str(out))["database"]["password"] == password
 
 
@@ -634,6 +613,36 @@ def _running_row(site: Site, timeout: float = 60) -> tuple[str, int]:
     raise AssertionError("no run got going")
 
 
+def _server_a(site: Site, tmp_path: Path) -> Path:
+    """Server A's INI: 3,008 students in batches of 50, written at 400 rows/s (a run of
+    about 45 s), a lease of 6 s (renewed every 2 s)."""
+    site.executemany(
+        "INSERT INTO mdl_alt42_learning_sessions (student_id, start_time)"
+        " VALUES (%s, UNIX_TIMESTAMP() - 60)",
+        [(str(30000 + n),) for n in range(3000)],
+    )
+    return site.write_ini(
+        batch_size=50,
+        lease_seconds=6,
+        lock_file=str(tmp_path / "a.lock"),
+        sections={"pacing": {"max_rows_per_second": 400}},
+    )
+
+
+def _server_b_takes_over(site: Site, tmp_path: Path, run_a: str) -> None:
+    """Once A's lease has expired, server B (a lock file of its own) runs the next slot,
+    although the database still holds A's named lock, and marks A's run failed."""
+    time.sleep(6 + 3)
+    b = site.config(lease_seconds=6, lock_file=str(tmp_path / "b.lock"))
+    next_slot = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=30)
+    summary = execute(b, clock=lambda: next_slot)
+    assert (summary.status, summary.students_processed) == ("success", 3008)
+    assert (
+        site.scalar("SELECT status FROM mdl_alt42_heartbeat_log WHERE run_id = %s", (run_a,))
+        == "failed"
+    )
+
+
 def test_a_frozen_run_loses_the_site_to_the_next_server_and_writes_nothing_more(
     demo_site: Site, tmp_path: Path
 ) -> None:
@@ -641,17 +650,7 @@ def test_a_frozen_run_loses_the_site_to_the_next_server_and_writes_nothing_more(
     the named lock, forever. Before: every server printed "Skipped: ... database lock
     held" at every slot, for as long as A stayed frozen. Now the next slot runs on server
     B, on time; A, resumed, finds its claim taken and writes nothing more."""
-    demo_site.executemany(
-        "INSERT INTO mdl_alt42_learning_sessions (student_id, start_time)"
-        " VALUES (%s, UNIX_TIMESTAMP() - 60)",
-        [(str(30000 + n),) for n in range(3000)],
-    )
-    ini = demo_site.write_ini(
-        batch_size=50,
-        lease_seconds=6,
-        lock_file=str(tmp_path / "a.lock"),
-        sections={"pacing": {"max_rows_per_second": 400}},
-    )
+    ini = _server_a(demo_site, tmp_path)
     a = subprocess.Popen(
         [sys.executable, "-m", "heartbeat", "--config", str(ini), "run"],
         stdout=subprocess.PIPE,
@@ -664,17 +663,7 @@ def test_a_frozen_run_loses_the_site_to_the_next_server_and_writes_nothing_more(
         os.kill(a.pid, signal.SIGSTOP)
         time.sleep(0.5)  # a write in flight reaches the server
         frozen_at = _events_of(demo_site, run_a)
-        time.sleep(6 + 3)  # A's lease (6 s, renewed every 2 s) has expired
-        b = demo_site.config(lease_seconds=6, lock_file=str(tmp_path / "b.lock"))  # server B
-        next_slot = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=30)
-        summary = execute(b, clock=lambda: next_slot)
-        assert (summary.status, summary.students_processed) == ("success", 3008)
-        assert (
-            demo_site.scalar(
-                "SELECT status FROM mdl_alt42_heartbeat_log WHERE run_id = %s", (run_a,)
-            )
-            == "failed"
-        )
+        _server_b_takes_over(demo_site, tmp_path, run_a)
     finally:
         os.kill(a.pid, signal.SIGCONT)
     _out, err = a.communicate(timeout=120)
@@ -754,17 +743,7 @@ def test_a_run_whose_network_vanished_loses_the_site_to_the_next_server(
     The database keeps A's session and its named lock (15 min 40 s with a reply in
     flight, 2 h 11 min idle). Before: every other server skipped for that long. Now the
     next slot runs on server B as soon as A's lease has expired."""
-    demo_site.executemany(
-        "INSERT INTO mdl_alt42_learning_sessions (student_id, start_time)"
-        " VALUES (%s, UNIX_TIMESTAMP() - 60)",
-        [(str(30000 + n),) for n in range(3000)],
-    )
-    ini = demo_site.write_ini(
-        batch_size=50,
-        lease_seconds=6,
-        lock_file=str(tmp_path / "a.lock"),
-        sections={"pacing": {"max_rows_per_second": 400}},
-    )
+    ini = _server_a(demo_site, tmp_path)
     ini.write_text(
         ini.read_text().replace(
             f"socket = {demo_site.server.socket}", f"host = {HOST_SIDE}\nport = {remote_web_server}"
@@ -786,17 +765,7 @@ def test_a_run_whose_network_vanished_loses_the_site_to_the_next_server(
             name = db.lock_name(demo_site.config().database, "heartbeat")
             cur.execute("SELECT IS_USED_LOCK(%s)", (name,))
             assert cur.fetchone()[0] is not None, "the database still holds A's lock"
-        time.sleep(6 + 3)
-        b = demo_site.config(lease_seconds=6, lock_file=str(tmp_path / "b.lock"))
-        next_slot = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=30)
-        summary = execute(b, clock=lambda: next_slot)
-        assert (summary.status, summary.students_processed) == ("success", 3008)
-        assert (
-            demo_site.scalar(
-                "SELECT status FROM mdl_alt42_heartbeat_log WHERE run_id = %s", (run_a,)
-            )
-            == "failed"
-        )
+        _server_b_takes_over(demo_site, tmp_path, run_a)
         assert _events_of(demo_site, run_a) == cut_at
     finally:
         a.kill()
