@@ -128,10 +128,15 @@ def expected_prune_command() -> str:
     return f"{CLI} --config {CONFIG_FILE} --log-file {LOG_FILE} prune"
 
 
+def is_prune(command: str) -> bool:
+    """The prune line, in the form of this release or of one before 0.3.0 (a roll back)."""
+    return re.search(r" prune( >> |$)", command) is not None
+
+
 def cron_job(host) -> CronEntry:
     """The job's line of the role's schedule (the only line but for the prune line)."""
     _, jobs = cron_env_and_jobs(host)
-    runs = [job for job in jobs if job.command != expected_prune_command()]
+    runs = [job for job in jobs if not is_prune(job.command)]
     assert len(runs) == 1, f"expected exactly one job line ({cron_method()}), got {jobs}"
     return runs[0]
 
