@@ -94,9 +94,25 @@ def test_upgrades_and_rollbacks_while_the_job_keeps_starting(host):
     assert int(x.sql(host, f"SELECT COUNT(*) FROM {x.HEARTBEAT_LOG}")[0][0]) > rows_before
 
 
-def test_a_failed_upgrade_leaves_the_running_release_alone(host):
+def test_a_config_only_play_never_leaves_cron_an_ini_its_release_refuses(host):
+    """`--tags alt42_heartbeat_config` (the role README's example) on a host that still
+    runs the old release: before, it wrote the new release's keys, and every cron run of
+    the old release exited 2 while the play said ok. (The old release stays for the next
+    test.)"""
     run, out = play(host, alt42_heartbeat_version=OLD)
     assert run.returncode == 0, tail(out)
+    run = x.ansible_playbook("--tags", "alt42_heartbeat_config")
+    assert run.returncode == 0, tail(run.stdout + run.stderr)
+    assert current(host) == LEGACY, "the switch is not part of that tag"
+    assert "schedule =" not in host.file(x.CONFIG_FILE).content_string
+    result = host.run(x.as_www_data(x.cron_job(host).command))
+    assert result.rc == 0, result
+
+
+def test_a_failed_upgrade_leaves_the_running_release_alone(host):
+    if current(host) != LEGACY:
+        run, out = play(host, alt42_heartbeat_version=OLD)
+        assert run.returncode == 0, tail(out)
     try:
         wrong = "not-the-password"  # a wrong one, on purpose
         run, out = play(host, alt42_heartbeat_migrate_db_password=wrong)
@@ -105,24 +121,6 @@ def test_a_failed_upgrade_leaves_the_running_release_alone(host):
         assert current(host) == LEGACY, "the old release stays scheduled"
         result = host.run(x.as_www_data(x.cron_job(host).command))
         assert result.rc == 0, result  # and runs
-    finally:
-        run, out = play(host, alt42_heartbeat_version="")
-        assert run.returncode == 0, tail(out)
-
-
-def test_a_config_only_play_never_leaves_cron_an_ini_its_release_refuses(host):
-    """`--tags alt42_heartbeat_config` (the role README's example) on a host that still
-    runs the old release: before, it wrote the new release's keys, and every cron run of
-    the old release exited 2 while the play said ok."""
-    run, out = play(host, alt42_heartbeat_version=OLD)
-    assert run.returncode == 0, tail(out)
-    try:
-        run = x.ansible_playbook("--tags", "alt42_heartbeat_config")
-        assert run.returncode == 0, tail(run.stdout + run.stderr)
-        assert current(host) == LEGACY, "the switch is not part of that tag"
-        assert "schedule =" not in host.file(x.CONFIG_FILE).content_string
-        result = host.run(x.as_www_data(x.cron_job(host).command))
-        assert result.rc == 0, result
     finally:
         run, out = play(host, alt42_heartbeat_version="")
         assert run.returncode == 0, tail(out)
