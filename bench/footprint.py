@@ -17,7 +17,8 @@ the population of ``bench/population.py``, then ``runs`` forced runs of the job,
 * the plugin's agent dashboard: its per-agent statistics query
   (``api/monitoring/agent_status_api.php``: events of the last 7 days whose routing names
   the agent) for all 22 agents, over a week of event rows (the runs' rows copied back in
-  time, 48 runs a day);
+  time, 48 runs a day), at the first size only (the plugin's real site: a week of its rows
+  is half a million event rows; 10,000 students' would take minutes per job);
 
 per student and run, and the steady state per student: the bytes of one student's rows
 at the default schedule (48 runs a day) and retention (90 days). The table goes into
@@ -45,11 +46,13 @@ if str(ROOT) not in sys.path:
 
 from bench import population  # noqa: E402
 from bench.run import BENCH_PASSWORD, BENCH_USER, PREFIX, UNPACED, export_commit  # noqa: E402
+from heartbeat.config import RetentionConfig  # noqa: E402
 from tests.mariadb_server import MariaDBServer  # noqa: E402
 
 TABLES = ("alt42_heartbeat_log", "alt42_scenario_evaluation_log", "alt42_event_processing_log")
+DETAIL_TABLES = TABLES[1:]
 RUNS_PER_DAY = 48  # the default schedule, */30
-RETENTION_DAYS = 90  # the default [retention] days
+OLD_RETENTION_DAYS = 90  # [retention] days before detail_days existed (0.3.0 and older)
 AGENTS = 22
 MARK_BEGIN = "<!-- footprint:begin (bench/footprint.py) -->"
 MARK_END = "<!-- footprint:end -->"
@@ -81,15 +84,27 @@ class Measured:
     file_bytes: dict[str, int] = field(default_factory=dict)  # allocated on disk
     binlog_bytes: int = 0
     wall_s: list[float] = field(default_factory=list)
-    dashboard_s: float = 0.0
+    dashboard_s: Optional[float] = None  # measured at the first size only
+
+    keep: dict[str, int] = field(default_factory=dict)  # table -> days, the job's defaults
 
     def per_student_run(self, total: int) -> float:
         return total / (self.n * self.runs)
 
+    def size_per_student(self, day: float, keep: Optional[dict[str, int]] = None) -> float:
+        """Bytes on disk one student's rows take after ``day`` days at the default
+        schedule, each table kept its days (``keep``: the job's defaults)."""
+        return sum(
+            self.per_student_run(self.file_bytes[table])
+            * RUNS_PER_DAY
+            * min(day, (keep or self.keep)[table])
+            for table in TABLES
+        )
+
     @property
     def steady_state_per_student(self) -> float:
         """Bytes on disk one student's rows take at the default schedule and retention."""
-        return self.per_student_run(sum(self.file_bytes.values())) * RUNS_PER_DAY * RETENTION_DAYS
+        return self.size_per_student(max(self.keep.values()))
 
 
 class Footprint:
@@ -98,7 +113,12 @@ class Footprint:
         self.tmp = Path(tempfile.mkdtemp(prefix="alt42-footprint-"))
         self.server = MariaDBServer(
             str(self.tmp / "mariadb"),
-            extra_args=("--log-bin=footprint-bin", "--binlog-format=ROW", "--server-id=1"),
+            extra_args=(
+                "--log-bin=footprint-bin",
+                "--binlog-format=ROW",
+                "--server-id=1",
+                f"--tmpdir={self.tmp}",  # its own: nothing else may clean its temporary tables
+            ),
         )
         revs = [rev for rev in (args.compare or "").split(",") if rev]
         self.jobs: dict[str, Path] = {"this tree": ROOT}
@@ -126,7 +146,7 @@ class Footprint:
             "[heartbeat]",
             f"lock_file = {self.tmp / 'heartbeat.lock'}",
         ]
-        if current:  # an older job may not know [pacing]
+        if current:  # unpaced, side by side (an older job may not know [pacing])
             lines += ["[pacing]", *(f"{key} = 0" for key in UNPACED)]
         path = self.tmp / f"{database}.ini"
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -150,6 +170,17 @@ class Footprint:
             raise RuntimeError(f"{' '.join(args)} exited {done.returncode}: {done.stderr}")
         return time.perf_counter() - started
 
+    @staticmethod
+    def keep_days(code: Path) -> dict[str, int]:
+        """Each table's retention at the job's defaults."""
+        if "detail_days" not in (code / "heartbeat" / "config.py").read_text():
+            return dict.fromkeys(TABLES, OLD_RETENTION_DAYS)
+        defaults = RetentionConfig()
+        return {
+            table: defaults.detail_days if table in DETAIL_TABLES else defaults.days
+            for table in TABLES
+        }
+
     def binlog_bytes(self) -> int:
         return sum(int(row[1]) for row in self.sql(None, "SHOW BINARY LOGS"))
 
@@ -157,13 +188,14 @@ class Footprint:
         database = f"alt42_fp_{number}"
         self.server.create_database(database, prefix=PREFIX)
         self.sql(None, f"GRANT ALL ON `{database}`.* TO '{BENCH_USER}'@'localhost'")
-        ini = self.ini(database, current=job == "this tree")
+        knows_pacing = "max_rows_per_second" in (code / "heartbeat" / "config.py").read_text()
+        ini = self.ini(database, current=knows_pacing)
         self.cli(code, ini, "migrate")
         with self.server.connect(database, local_infile=True) as conn:
             conn.autocommit(False)
             now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
             population.load(conn, n, now)
-        result = Measured(job, n, self.args.runs)
+        result = Measured(job, n, self.args.runs, keep=self.keep_days(code))
         self.sql(None, "FLUSH BINARY LOGS")
         before = self.binlog_bytes()
         for _ in range(self.args.runs):
@@ -183,7 +215,8 @@ class Footprint:
         for table in TABLES:
             tablespace = self.server.datadir / database / f"{PREFIX}{table}.ibd"
             result.file_bytes[table] = tablespace.stat().st_blocks * 512
-        result.dashboard_s = self.dashboard(database)
+        if n == self.args.sizes[0]:  # the real site's size: a week of rows is 0.5 M a job
+            result.dashboard_s = self.dashboard(database)
         self.sql(None, f"DROP DATABASE `{database}`")
         self.say(
             f"{job} N={n:,}: {result.per_student_run(sum(result.file_bytes.values())):,.0f}"
@@ -240,7 +273,8 @@ def table(results: list[Measured]) -> str:
     rows = [
         "| job | N | runs | on disk per student-run (kB): data + indexes / files | of which"
         " evaluation / event / run table (files, kB) | binlog per student-run (kB) |"
-        " steady state per student, 48 runs/day x 90 days (MB) | run (s, median) |"
+        " steady state per student, 48 runs/day, the job's default retention (MB) |"
+        " run (s, median) |"
         " agent dashboard, 22 agents, 7 days (s) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -253,9 +287,68 @@ def table(results: list[Measured]) -> str:
             f" {_kb(files[1])} / {_kb(files[2])} / {_kb(files[0])} |"
             f" {_kb(r.per_student_run(r.binlog_bytes))} |"
             f" {r.steady_state_per_student / 1e6:,.1f} |"
-            f" {statistics.median(r.wall_s):.2f} | {r.dashboard_s:.2f} |"
+            f" {statistics.median(r.wall_s):.2f} |"
+            f" {'-' if r.dashboard_s is None else f'{r.dashboard_s:.2f}'} |"
         )
     return "\n".join(rows)
+
+
+PLOT_DAYS = 90
+PLOT_COLOURS = ("#c0392b", "#2471a3", "#27ae60", "#8e44ad", "#d68910")
+
+
+def curves(results: list[Measured]) -> list[tuple[str, list[float]]]:
+    """A site's total size (GB) each day of its first 90, at the first size measured:
+    each job at its default retention, and this tree kept as a site that set
+    ``days = 90`` alone keeps it (every row 90 days)."""
+    site = [r for r in results if r.n == results[0].n]
+    lines = []
+    for r in site:
+        settings = [(f"{r.job}, its defaults", r.keep)]
+        if r.job == "this tree":
+            settings.append((f"{r.job}, days = 90 alone", dict.fromkeys(TABLES, 90)))
+        for label, keep in settings:
+            sizes = [r.n * r.size_per_student(day, keep) / 1e9 for day in range(PLOT_DAYS + 1)]
+            lines.append((label, sizes))
+    return lines
+
+
+def svg(results: list[Measured]) -> str:
+    """The plot of ``curves`` as a small SVG (no plotting library: a few lines)."""
+    lines = curves(results)
+    width, height, left, bottom, top = 640, 320, 60, 40, 20
+    peak = max(max(values) for _, values in lines) * 1.1 or 1
+
+    def x(day: float) -> float:
+        return left + day / PLOT_DAYS * (width - left - 20)
+
+    def y(gb: float) -> float:
+        return height - bottom - gb / peak * (height - bottom - top)
+
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}"'
+        ' font-family="sans-serif" font-size="11">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+        f'<line x1="{left}" y1="{y(0)}" x2="{x(PLOT_DAYS)}" y2="{y(0)}" stroke="black"/>',
+        f'<line x1="{left}" y1="{y(0)}" x2="{left}" y2="{top}" stroke="black"/>',
+        f'<text x="{width / 2}" y="{height - 8}" text-anchor="middle">days since the first'
+        f" run (N = {results[0].n:,} students, */30)</text>",
+        f'<text x="12" y="{top + 10}">GB</text>',
+    ]
+    for day in range(0, PLOT_DAYS + 1, 15):
+        out.append(f'<text x="{x(day)}" y="{y(0) + 14}" text-anchor="middle">{day}</text>')
+    for step in range(5):
+        gb = peak / 1.1 * step / 4
+        out.append(f'<text x="{left - 6}" y="{y(gb) + 4}" text-anchor="end">{gb:.1f}</text>')
+    for index, (label, values) in enumerate(lines):
+        colour = PLOT_COLOURS[index % len(PLOT_COLOURS)]
+        points = " ".join(f"{x(day):.1f},{y(gb):.1f}" for day, gb in enumerate(values))
+        out.append(f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="2"/>')
+        out.append(
+            f'<text x="{left + 10}" y="{top + 14 * (index + 1)}" fill="{colour}">{label}:'
+            f" {values[-1]:.1f} GB at day {PLOT_DAYS}</text>"
+        )
+    return "\n".join([*out, "</svg>"]) + "\n"
 
 
 def write_doc(path: Path, block: str) -> None:
@@ -288,9 +381,13 @@ def main(argv: Optional[list[str]] = None) -> int:
             f"{' --compare ' + args.compare if args.compare else ''}`, one run, the jobs"
             " side by side on one private MariaDB with a row-based binlog; the population"
             " of `bench/population.py`; the job's own tables as its `migrate` made them.\n\n"
-            f"{text}\n{MARK_END}\n"
+            f"{text}\n\nA site's total size over its first {PLOT_DAYS} days, from these"
+            " figures (the first size measured; each job at its default retention):\n\n"
+            f"![size over {PLOT_DAYS} days](footprint-90-days.svg)\n{MARK_END}\n"
         )
         write_doc(Path(args.doc), block)
+        plot = Path(args.doc).parent / "footprint-90-days.svg"
+        plot.write_text(svg(results), encoding="utf-8")
     return 0
 
 

@@ -38,6 +38,7 @@ from heartbeat import (
     retention,
     rules,
     schema,
+    sizes,
     status,
     students,
 )
@@ -130,10 +131,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="check the files only, not the database (the role validates the INI with this)",
     )
 
-    rep = commands.add_parser("report", help="recent runs and daily aggregates")
+    rep = commands.add_parser(
+        "report", help="recent runs, daily aggregates and what the job's tables cost"
+    )
     span = rep.add_mutually_exclusive_group()
     span.add_argument("--hours", type=_positive, metavar="N", help="each run in the last N hours")
     span.add_argument("--days", type=_positive, metavar="N", help="per-day totals over N days")
+    span.add_argument(
+        "--tables",
+        action="store_true",
+        help="only the job's tables: size, rows, growth per day, size at the retention settings",
+    )
     rep.add_argument("--format", choices=("table", "json"), default="table")
 
     check_status = commands.add_parser(
@@ -151,7 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     prune = commands.add_parser("prune", help="delete old rows of the job's tables, in batches")
     prune.add_argument(
-        "--days", type=_positive, metavar="N", help="keep N days (default: [retention] days)"
+        "--days",
+        type=_positive,
+        metavar="N",
+        help="keep N days of every row (default: [retention] days and detail_days)",
     )
     return parser
 
@@ -375,6 +386,7 @@ def _metrics_content(config: Config, summary: RunSummary) -> str:
             grace_s=monitoring.grace_minutes * 60,
             max_run_s=settings.max_run_minutes * 60,
         ),
+        table_bytes=summary.table_bytes,
     )
 
 
@@ -447,9 +459,30 @@ def cmd_check(ctx: Context) -> int:
         finally:
             server.close()
         log.info("OK pacing: %s", pacing.describe(reading, config.pacing, server.replica_where))
+        with db.errors_as("measuring the job's tables"):
+            _check_sizes(config, conn)
     finally:
         db.close_quietly(conn)
     return EXIT_OK
+
+
+def _check_sizes(config: Config, conn: Any) -> None:
+    """The tables' size now and to come; a warning past ``[retention] max_size``."""
+    keep = retention.keep_days(config.retention)
+    found = sizes.measure(
+        conn, db.Tables(config.database.prefix), keep, dt.datetime.now(dt.timezone.utc)
+    )
+    budget = config.retention.max_size
+    warning = sizes.over_budget(found, budget) if budget else ""
+    if warning:
+        log.warning("WARNING: %s", warning)
+        return
+    log.info(
+        "OK table sizes: %s now, about %s at the retention settings%s",
+        sizes.human(sum(size.bytes for size in found)),
+        sizes.human(sizes.projected_total(found)),
+        f" (max_size {sizes.human(budget)})" if budget else "",
+    )
 
 
 def cmd_report(ctx: Context) -> int:
@@ -467,30 +500,38 @@ def cmd_report(ctx: Context) -> int:
                     " (run 'alt42-heartbeat migrate')"
                 )
             with_status = "status" in found[tables.bare(tables.heartbeat_log)]
-            if args.days is None:
+            whole = not (args.hours or args.days or args.tables)
+            if args.hours or whole:
                 hours = args.hours or 24
                 data["hours"] = hours
                 data["executions"] = report.executions(conn, tables, hours, now, with_status)
-            if args.hours is None:
+            if args.days or whole:
                 days = args.days or 7
                 setting = config.report.time_zone
                 zone, zone_name = report.zone_of(setting) if setting else report.server_zone(conn)
                 data["days"] = days
                 data["time_zone"] = zone_name
                 data["daily"] = report.daily(conn, tables, days, now, zone)
+            if args.tables or whole:
+                keep = retention.keep_days(config.retention)
+                data["tables"] = sizes.rows(sizes.measure(conn, tables, keep, now))
     finally:
         db.close_quietly(conn)
     if args.format == "json":
         ctx.print(report.as_json(data))
         return EXIT_OK
+    sections: list[tuple[str, str]] = []
     if "executions" in data:
-        ctx.print(f"Runs in the last {data['hours']} hour(s):")
-        ctx.print(report.as_table(data["executions"], report.EXECUTION_COLUMNS))
+        title = f"Runs in the last {data['hours']} hour(s):"
+        sections.append((title, report.as_table(data["executions"], report.EXECUTION_COLUMNS)))
     if "daily" in data:
-        if "executions" in data:
-            ctx.print("")
-        ctx.print(f"Per day over the last {data['days']} day(s), days in {data['time_zone']}:")
-        ctx.print(report.as_table(data["daily"], report.DAILY_COLUMNS))
+        title = f"Per day over the last {data['days']} day(s), days in {data['time_zone']}:"
+        sections.append((title, report.as_table(data["daily"], report.DAILY_COLUMNS)))
+    if "tables" in data:
+        title = "The job's tables (the server's estimates; at the size to come, prune keeps"
+        title += " each its days at the last day's pace):"
+        sections.append((title, report.tables_table(data["tables"])))
+    ctx.print("\n\n".join(f"{title}\n{table}" for title, table in sections))
     return EXIT_OK
 
 
@@ -537,8 +578,11 @@ def _status(ctx: Context, connect_s: int, statement_s: int) -> int:
 
 def cmd_prune(ctx: Context) -> int:
     config, args = ctx.config, ctx.args
-    days = args.days or config.retention.days
-    older_than = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=days)
+    keep = retention.keep_days(config.retention)
+    if args.days:
+        keep = dict.fromkeys(keep, args.days)
+    now = dt.datetime.now(dt.timezone.utc)
+    older_than = {attr: now - dt.timedelta(days=days) for attr, days in keep.items()}
     conn = _connect(config)
     try:
         with db.errors_as("pruning old rows"):
@@ -551,7 +595,13 @@ def cmd_prune(ctx: Context) -> int:
             )
     finally:
         db.close_quietly(conn)
-    log.info("Prune done: %d row(s) deleted, keeping %d day(s)", sum(deleted.values()), days)
+    run_days, detail_days = keep["heartbeat_log"], keep["event_log"]
+    log.info(
+        "Prune done: %d row(s) deleted, keeping %d day(s) of run rows, %d of per-student rows",
+        sum(deleted.values()),
+        run_days,
+        detail_days,
+    )
     return EXIT_OK
 
 

@@ -133,12 +133,23 @@ class PacingConfig:
     max_bytes_per_second: int = 0
 
 
+#: How long the per-student rows are kept by default: the longest window a reader of
+#: them uses (the plugin's monitoring API, 30 days) and a margin (docs/footprint.md).
+DETAIL_DAYS = 35
+
+
 @dataclass(frozen=True)
 class RetentionConfig:
-    """How long ``prune`` keeps rows, and how many it deletes per transaction."""
+    """How long ``prune`` keeps rows, how many it deletes per transaction, and the size
+    the job's tables may reach (``check`` warns past it).
 
-    days: int = 90
+    Run rows (one per run, tiny) are kept ``days``; the per-student rows (the event and
+    evaluation rows, nearly all the bytes) ``detail_days``."""
+
+    days: int = 400
+    detail_days: int = DETAIL_DAYS
     batch_size: int = 5000
+    max_size: Optional[int] = None  # bytes
 
 
 @dataclass(frozen=True)
@@ -230,6 +241,8 @@ def _optional(parse: Callable[[str, str, str], _T]) -> Callable[[_Raw, str, str]
     def wrapped(raw: _Raw, where: str, base: str) -> Optional[_T]:
         return None if raw in (None, "") else parse(str(raw), where, base)
 
+    if hasattr(parse, "bounds"):
+        wrapped.bounds = parse.bounds  # type: ignore[attr-defined]
     return wrapped
 
 
@@ -364,7 +377,7 @@ def load_config(path: Optional[str] = None, environ: Optional[Mapping[str, str]]
         heartbeat=heartbeat,
         monitoring=plain("monitoring", MonitoringConfig),
         pacing=plain("pacing", PacingConfig),
-        retention=plain("retention", RetentionConfig),
+        retention=retention_config(sections.get("retention", {}), ini_path, base_dir),
         report=plain("report", ReportConfig),
         sources=sources,
     )
@@ -520,6 +533,37 @@ def heartbeat_config(section: Mapping[str, str], path: str, base_dir: str) -> He
             "max_run_minutes": max_run or max(1, interval * 2 // 3),
         }
     )
+
+
+def retention_config(section: Mapping[str, str], path: str, base_dir: str) -> RetentionConfig:
+    """Validate ``[retention]``. A file that sets ``days`` alone keeps every row that long,
+    as it did before ``detail_days`` existed: a default never shortens what a site chose."""
+    values = section_values(section, "retention", path, base_dir)
+    days, detail = values["days"], values["detail_days"]
+    if detail is None:
+        detail = days if "days" in section else min(DETAIL_DAYS, days)
+    elif detail > days:
+        raise ConfigError(
+            f"{path}: [retention] detail_days = {detail} is longer than days = {days}: the"
+            f" per-student rows would outlive their runs; set days to {detail} or more, or"
+            " detail_days to at most days"
+        )
+    return RetentionConfig(**{**values, "detail_days": detail})
+
+
+_SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+
+def _size(raw: str, where: str, _base: str) -> int:
+    """A size in bytes: a whole number with an optional K, M, G or T (powers of 1024,
+    as ``du -h`` prints them; ``20G``, ``20 GB`` and ``20GiB`` are the same)."""
+    match = re.fullmatch(r"\s*([0-9]{1,15})\s*(?:([KMGTkmgt])i?)?[Bb]?\s*", raw)
+    if match is None or int(match.group(1)) == 0:
+        raise ConfigError(
+            f"{where} = {raw!r} is not a size; set a whole number of bytes with K, M, G or"
+            " T, e.g. 20G, or remove the key (no limit)"
+        )
+    return int(match.group(1)) * _SIZE_UNITS[(match.group(2) or "").upper()]
 
 
 def site_lock_file(database: DatabaseConfig) -> str:
@@ -855,8 +899,16 @@ KEYS: tuple[Key, ...] = (
         " 3/4 of max_run_minutes (0: as fast as the server takes them)"),
     Key("pacing", "max_bytes_per_second", whole(0, 10_000_000_000), 0,
         "the same, in bytes of SQL sent (0: off)"),
-    Key("retention", "days", whole(1, 3650), 90, "prune keeps this many days"),
+    Key("retention", "days", whole(1, 3650), 400,
+        "prune keeps the run rows (one per run) this many days"),
+    Key("retention", "detail_days", _optional(whole(1, 3650)), None,
+        "prune keeps the per-student rows (event and evaluation rows: nearly all the bytes)"
+        " this many days; at most days",
+        shown=f"{DETAIL_DAYS}, or days where only that is set"),
     Key("retention", "batch_size", whole(100, 100_000), 5000, "rows per DELETE transaction"),
+    Key("retention", "max_size", _optional(_size), None,
+        "check warns when the job's tables would pass this size at the retention settings"
+        " (e.g. 20G)", shown="no limit"),
     Key("report", "time_zone", _optional(_time_zone), None,
         "the zone report's per-day view counts days in", shown="the database server's"),
 )  # fmt: skip

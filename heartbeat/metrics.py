@@ -12,6 +12,7 @@ import contextlib
 import os
 import re
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Optional
 
@@ -67,6 +68,7 @@ def render(
     last_success: Optional[float],
     expected: Optional[Expected] = None,
     version: str = __version__,
+    table_bytes: Optional[Mapping[str, int]] = None,
 ) -> str:
     """The textfile content (Prometheus exposition format). Every name here is one the
     rules of monitoring/prometheus/ may use (a test checks that they only use these)."""
@@ -98,6 +100,12 @@ def render(
         ]  # fmt: skip
     for name, help_text, value in single:
         lines += _gauge(p + name, help_text, *([f"{p}{name} {value}"] if value else []))
+    if table_bytes:
+        lines += _gauge(
+            f"{p}table_bytes",
+            "Bytes of the job's tables, data and indexes (the server's estimate after the run).",
+            *(f'{p}table_bytes{{table="{name}"}} {size}' for name, size in table_bytes.items()),
+        )
     lines += _gauge(
         f"{p}status",
         "Outcome of the last run (1 for the current one).",

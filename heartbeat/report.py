@@ -17,7 +17,7 @@ import zoneinfo
 from decimal import Decimal
 from typing import Any
 
-from heartbeat import db
+from heartbeat import db, sizes
 
 
 def executions(
@@ -151,6 +151,36 @@ EXECUTION_COLUMNS = [
     ("duration_ms", "duration ms"),
     ("status", "status"),
 ]
+TABLE_COLUMNS = [
+    ("table", "table"),
+    ("size", "size"),
+    ("rows", "rows"),
+    ("growth", "per day"),
+    ("keep_days", "kept (days)"),
+    ("projected", "size to come"),
+]
+
+
+def tables_table(tables: list[dict[str, Any]]) -> str:
+    """``report``'s table of the job's tables, sizes as people read them."""
+    shown = [
+        {
+            **row,
+            "size": sizes.human(row["bytes"]),
+            "rows": f"{row['rows']:,}",
+            "growth": _size_or_dash(row["growth_bytes_per_day"]),
+            "projected": _size_or_dash(row["projected_bytes"]),
+        }
+        for row in tables
+    ]
+    return as_table(shown, TABLE_COLUMNS) if shown else "(no tables: run 'alt42-heartbeat migrate')"
+
+
+def _size_or_dash(value: Any) -> str:
+    """A size, or "-" where the table is too small yet to tell (sizes.MIN_BYTES_TO_ESTIMATE)."""
+    return "-" if value is None else sizes.human(value)
+
+
 DAILY_COLUMNS = [
     ("day", "day"),
     ("executions", "runs"),

@@ -15,9 +15,11 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from heartbeat import db
+from heartbeat.config import RetentionConfig
 
 log = logging.getLogger(__name__)
 
@@ -27,18 +29,29 @@ DATED_COLUMNS = {
     "event_log": "created_at",
     "heartbeat_log": "created_at",
 }
+#: The per-student rows, kept ``[retention] detail_days``; the run rows ``days``.
+DETAIL_TABLES = ("evaluation_log", "event_log")
+
+
+def keep_days(retention: RetentionConfig) -> dict[str, int]:
+    """Table attribute -> the days its rows are kept."""
+    return {
+        attr: retention.detail_days if attr in DETAIL_TABLES else retention.days
+        for attr in DATED_COLUMNS
+    }
 
 
 def prune(
     conn: Any,
     tables: db.Tables,
-    older_than: dt.datetime,
+    older_than: Mapping[str, dt.datetime],
     batch_size: int,
 ) -> dict[str, int]:
-    """Delete rows dated before ``older_than`` (UTC); returns rows deleted per table."""
-    cutoff = older_than.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    """Delete the rows of each table dated before its moment in ``older_than`` (table
+    attribute -> a moment); returns rows deleted per table."""
     deleted: dict[str, int] = {}
     for attr in DATED_COLUMNS:
+        cutoff = older_than[attr].astimezone(dt.timezone.utc).replace(tzinfo=None)
         table = getattr(tables, attr)
         total = 0
         statement = batch_statement(tables, attr, batch_size)

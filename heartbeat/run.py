@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Optional
 
-from heartbeat import coordinate, db, evaluate, pacing, rules, schema, store, students
+from heartbeat import coordinate, db, evaluate, pacing, rules, schema, sizes, store, students
 from heartbeat.config import Config
 from heartbeat.errors import (
     EXIT_ABORTED,
@@ -56,6 +56,7 @@ class RunSummary:
     pacing_waits: int = 0  # times the run waited for the server's load
     pacing_wait_ms: float = 0.0  # all pacing: load waits and the spread of the writes
     failed_with: Optional[int] = None  # the exit code of the error that ended the run
+    table_bytes: dict[str, int] = field(default_factory=dict, repr=False)  # for the metrics
     rows_written: int = field(default=0, repr=False)  # what pacing counts; not in --json
     sql_sent: int = field(default=0, repr=False)
 
@@ -194,6 +195,7 @@ class _Run:
                 self.phase = "recording the run result"
                 with self.signals.held(), db.errors_as(self.phase):
                     self.finish(conn)
+                summary.table_bytes = self.table_bytes(conn)
         except HeartbeatError as exc:
             stopped = isinstance(exc, (coordinate.Interrupted, TakenOver))
             self.fail(started, "aborted" if stopped else "failed")
@@ -373,6 +375,15 @@ class _Run:
             summary.duration_ms,
             summary.exit_code,
         )
+
+    def table_bytes(self, conn: Any) -> dict[str, int]:
+        """The job's tables' bytes after the run, for the metrics file; a failure to read
+        them never changes the run's outcome (the run is recorded already)."""
+        try:
+            return {name: size for name, (size, _rows) in sizes.on_disk(conn, self.tables).items()}
+        except (*db.DRIVER_ERRORS, DatabaseError) as exc:
+            log.debug("Table sizes not read: %s", exc)
+            return {}
 
     def close_helpers(self) -> None:
         """Stop the lease's renewals, close the writer (a batch in flight ends and counts

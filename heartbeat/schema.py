@@ -43,6 +43,10 @@ STUDENT_ID_LENGTH = 32
 
 # The job's own tables: full definition for a fresh install, then the columns and
 # indexes an older table (the PHP migration's) may lack, all nullable or defaulted.
+# Indexes are those a reader uses (docs/footprint.md): the time indexes (the plugin's
+# windows, report, prune), the run's claim, and a student's or a run's events for an
+# admin's question; none on event_id (a random UUID no reader looks up: it cost a fifth
+# of the evaluation table) and none on the evaluation rows' student.
 CREATE: dict[str, str] = {
     "heartbeat_log": """
         CREATE TABLE IF NOT EXISTS {table} (
@@ -63,7 +67,7 @@ CREATE: dict[str, str] = {
             KEY idx_created_at (created_at),
             UNIQUE KEY uq_run_id (run_id),
             UNIQUE KEY uq_slot (slot_start)
-        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4{options}""",
     "evaluation_log": """
         CREATE TABLE IF NOT EXISTS {table} (
             id INT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
@@ -74,10 +78,8 @@ CREATE: dict[str, str] = {
             evaluation_mode VARCHAR(20) NOT NULL,
             evaluation_result JSON NULL,
             evaluated_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
-            KEY idx_student (student_id),
-            KEY idx_event (event_id),
             KEY idx_evaluated_at (evaluated_at)
-        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4{options}""",
     "event_log": """
         CREATE TABLE IF NOT EXISTS {table} (
             id INT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
@@ -92,12 +94,17 @@ CREATE: dict[str, str] = {
             processed_at TIMESTAMP NULL DEFAULT NULL,
             created_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
             run_id CHAR(36) NULL DEFAULT NULL,
-            KEY idx_event (event_id),
             KEY idx_student (student_id),
             KEY idx_created_at (created_at),
             KEY idx_run (run_id)
-        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4{options}""",
 }
+
+#: The per-student tables (nearly all the bytes: docs/footprint.md) are created
+#: compressed, which InnoDB does for MySQL and MariaDB alike (bench/footprint.py: about
+#: half their bytes on disk). Tables that exist are never converted by ``migrate``.
+COMPRESSED_TABLES = ("evaluation_log", "event_log")
+COMPRESSED = " ROW_FORMAT=COMPRESSED KEY_BLOCK_SIZE=8"
 
 EXTRA_COLUMNS: dict[str, dict[str, str]] = {
     "heartbeat_log": {
@@ -119,14 +126,14 @@ EXTRA_COLUMNS: dict[str, dict[str, str]] = {
 
 #: Index name -> its columns; a name starting with ``uq_`` is a unique index. An index
 #: counts as present when one with those leading columns exists under any name (the
-#: plugin's ``idx_event_id`` serves where ours would be ``idx_event``).
+#: plugin's ``idx_created_at`` serves where ours would be).
 EXTRA_INDEXES: dict[str, dict[str, tuple[str, ...]]] = {
     "heartbeat_log": {
         "idx_created_at": ("created_at",),
         "uq_run_id": ("run_id",),
         "uq_slot": ("slot_start",),
     },
-    "evaluation_log": {"idx_evaluated_at": ("evaluated_at",), "idx_event": ("event_id",)},
+    "evaluation_log": {"idx_evaluated_at": ("evaluated_at",)},
     "event_log": {"idx_created_at": ("created_at",), "idx_run": ("run_id",)},
 }
 
@@ -242,12 +249,21 @@ def plan(conn: Any, tables: Tables) -> list[Change]:
     """
     changes: list[Change] = []
     with conn.cursor() as cur:
+        cannot_compress: Optional[str] = None
         for attr, create in CREATE.items():
             table = getattr(tables, attr)
             name = tables.bare(table)
             columns = _columns(cur, name)
             if not columns:
-                changes.append(Change(f"create table {name}", create.format(table=table)))
+                options = ""
+                if attr in COMPRESSED_TABLES:
+                    if cannot_compress is None:
+                        cannot_compress = compression_problem(cur) or ""
+                        if cannot_compress:
+                            log.info("The per-student tables go uncompressed: %s", cannot_compress)
+                    options = "" if cannot_compress else COMPRESSED
+                what = f"create table {name}" + (" (compressed)" if options else "")
+                changes.append(Change(what, create.format(table=table, options=options)))
                 continue
             for column, definition in EXTRA_COLUMNS[attr].items():
                 if column not in columns:
@@ -282,6 +298,28 @@ def plan(conn: Any, tables: Tables) -> list[Change]:
     return changes
 
 
+def compression_problem(cur: Any) -> Optional[str]:
+    """Why this server cannot hold a compressed table, in words; None when it can.
+
+    InnoDB compresses only tables in their own tablespace, with pages of at most 16 KiB;
+    MariaDB 10.6.0 to 10.6.5 made such tables read-only (``innodb_read_only_compressed``,
+    which a site may still set); Aurora MySQL has no compressed row format."""
+    cur.execute(
+        "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('innodb_file_per_table',"
+        " 'innodb_page_size', 'innodb_read_only_compressed', 'aurora_version')"
+    )
+    found = {str(name).lower(): str(value) for name, value in cur.fetchall()}
+    if "aurora_version" in found:
+        return "Aurora MySQL has no compressed tables"
+    if found.get("innodb_file_per_table", "ON").upper() not in ("ON", "1"):
+        return "innodb_file_per_table is OFF (compressed tables need a tablespace of their own)"
+    if int(found.get("innodb_page_size") or 16384) > 16384:
+        return f"innodb_page_size is {found['innodb_page_size']} (compression needs 16K or less)"
+    if found.get("innodb_read_only_compressed", "OFF").upper() in ("ON", "1"):
+        return "innodb_read_only_compressed is ON (the server would refuse writes to them)"
+    return None
+
+
 #: How long one DDL statement waits for its table's metadata lock, how often it tries,
 #: and the pause between tries. Every query of the site on that table queues behind a
 #: DDL that waits (the server's default wait is a year; a backup's open transaction made
@@ -305,7 +343,7 @@ def migrate(conn: Any, tables: Tables) -> int:
         for change in changes:
             _execute_ddl(cur, change)
             if change.what.startswith("create table"):
-                _check_visible(cur, change.what.rsplit(" ", 1)[-1])
+                _check_visible(cur, change.what.split()[2])
             log.info(_past(change.what))
     conn.commit()
     return len(changes)

@@ -145,7 +145,7 @@ def test_every_key(tmp_path: Path) -> None:
         "max_run_minutes = 12\nquery_timeout_seconds = 60\n"
         "[monitoring]\nping_url = http://127.0.0.1:9/ping/abc\nping_timeout_seconds = 3\n"
         "ping_retries = 1\nmetrics_file = /var/lib/node/alt42.prom\ngrace_minutes = 5\n"
-        "[retention]\ndays = 30\nbatch_size = 1000\n",
+        "[retention]\ndays = 30\ndetail_days = 20\nbatch_size = 1000\nmax_size = 2G\n",
         {},
     )
     assert config.database == DatabaseConfig(
@@ -174,7 +174,9 @@ def test_every_key(tmp_path: Path) -> None:
         metrics_file="/var/lib/node/alt42.prom",
         grace_minutes=5,
     )
-    assert config.retention == RetentionConfig(days=30, batch_size=1000)
+    assert config.retention == RetentionConfig(
+        days=30, detail_days=20, batch_size=1000, max_size=2 * 1024**3
+    )
 
 
 def test_max_run_defaults_to_two_thirds_of_the_interval(tmp_path: Path) -> None:

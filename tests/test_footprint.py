@@ -1,0 +1,247 @@
+"""What the job's rows cost a site over months (issue 22): retention split by what is
+kept, the tables' sizes shown and budgeted, the per-student tables created compressed.
+
+Real MariaDB; the sizes are the server's own (information_schema)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from heartbeat import config as config_module
+from heartbeat import sizes
+from heartbeat.errors import ConfigError
+from tests.conftest import Site
+
+EVALUATIONS = "mdl_alt42_scenario_evaluation_log"
+EVENTS = "mdl_alt42_event_processing_log"
+RUNS = "mdl_alt42_heartbeat_log"
+
+
+def _age_rows(site: Site, days: int, count: int = 3) -> None:
+    """``count`` rows of each table dated ``days`` ago (as a site's history has them)."""
+    old = f"UTC_TIMESTAMP() - INTERVAL {days} DAY"
+    site.executemany(
+        f"INSERT INTO {EVALUATIONS} (scenario_id, student_id, rules_count, evaluation_mode,"
+        f" evaluation_result, evaluated_at) VALUES ('S0', %s, 0, 'x', '{{}}', {old})",
+        [(f"s{days}-{n}",) for n in range(count)],
+    )
+    site.executemany(
+        f"INSERT INTO {EVENTS} (event_id, event_type, student_id, status, created_at)"
+        f" VALUES (%s, 'x', %s, 'completed', {old})",
+        [(f"e{days}-{n}", f"s{days}-{n}") for n in range(count)],
+    )
+    site.execute(f"INSERT INTO {RUNS} (execution_time, created_at) VALUES ({old}, {old})")
+
+
+def _counts(site: Site, days: int) -> tuple[int, int, int]:
+    """Rows of each table (evaluations, events, runs) dated about ``days`` ago."""
+    between = "BETWEEN UTC_TIMESTAMP() - INTERVAL {} DAY - INTERVAL 1 HOUR AND UTC_TIMESTAMP()"
+    between += " - INTERVAL {} DAY + INTERVAL 1 HOUR"
+    window = between.format(days, days)
+    return (
+        site.scalar(f"SELECT COUNT(*) FROM {EVALUATIONS} WHERE evaluated_at {window}"),
+        site.scalar(f"SELECT COUNT(*) FROM {EVENTS} WHERE created_at {window}"),
+        site.scalar(f"SELECT COUNT(*) FROM {RUNS} WHERE created_at {window}"),
+    )
+
+
+def test_prune_keeps_run_rows_for_long_and_per_student_rows_for_the_readers_window(
+    demo_site: Site,
+) -> None:
+    """At the defaults: the per-student rows 35 days (the plugin's pages read 30 at
+    most), the run rows (one a run, what report's months of history read) 400 days."""
+    for days in (20, 40, 300, 500):
+        _age_rows(demo_site, days)
+    demo_site.write_ini()
+    result = demo_site.cli("prune")
+    assert result.returncode == 0, result.stderr
+    assert "keeping 400 day(s) of run rows, 35 of per-student rows" in result.stdout
+    assert _counts(demo_site, 20) == (3, 3, 1)
+    assert _counts(demo_site, 40) == (0, 0, 1)
+    assert _counts(demo_site, 300) == (0, 0, 1)
+    assert _counts(demo_site, 500) == (0, 0, 0)
+
+
+def test_a_site_that_set_days_alone_keeps_every_row_that_long(demo_site: Site) -> None:
+    """A default never shortens what a site chose: before detail_days existed, days was
+    the retention of every row."""
+    for days in (40, 100):
+        _age_rows(demo_site, days)
+    demo_site.write_ini(sections={"retention": {"days": 90}})
+    result = demo_site.cli("prune")
+    assert result.returncode == 0, result.stderr
+    assert "keeping 90 day(s) of run rows, 90 of per-student rows" in result.stdout
+    assert _counts(demo_site, 40) == (3, 3, 1)
+    assert _counts(demo_site, 100) == (0, 0, 0)
+    demo_site.write_ini(sections={"retention": {"days": 90, "detail_days": 31}})
+    assert demo_site.cli("prune").returncode == 0
+    assert _counts(demo_site, 40) == (0, 0, 1)
+
+
+@pytest.mark.parametrize(
+    ("retention", "message"),
+    [
+        (
+            "days = 30\ndetail_days = 60",
+            "[retention] detail_days = 60 is longer than days = 30: the per-student rows would"
+            " outlive their runs; set days to 60 or more, or detail_days to at most days",
+        ),
+        ("detail_days = 0", "[retention] detail_days = 0 is out of range"),
+        ("max_size = 1.5G", "[retention] max_size = '1.5G' is not a size"),
+        ("max_size = 0", "[retention] max_size = '0' is not a size"),
+        ("max_size = -5G", "[retention] max_size = '-5G' is not a size"),
+    ],
+)
+def test_retention_settings_are_checked_with_one_line(
+    tmp_path: Path, retention: str, message: str
+) -> None:
+    ini = tmp_path / "heartbeat.ini"
+    ini.write_text(f"[database]\nname = moodle\nuser = moodle\n[retention]\n{retention}\n")
+    with pytest.raises(ConfigError) as raised:
+        config_module.load_config(str(ini), environ={})
+    assert str(raised.value).startswith(f"{ini}: {message}")
+    assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("raw", "size"),
+    [
+        ("20G", 20 * 1024**3),
+        ("20 GB", 20 * 1024**3),
+        ("20GiB", 20 * 1024**3),
+        ("512m", 512 * 1024**2),
+        ("1T", 1024**4),
+        ("900", 900),
+    ],
+)
+def test_max_size_takes_the_units_du_prints(tmp_path: Path, raw: str, size: int) -> None:
+    ini = tmp_path / "heartbeat.ini"
+    ini.write_text(f"[database]\nname = moodle\nuser = moodle\n[retention]\nmax_size = {raw}\n")
+    assert config_module.load_config(str(ini), environ={}).retention.max_size == size
+
+
+def _a_days_rows(site: Site, students: int) -> None:
+    """A day of rows for ``students`` students (as 48 runs of a small site leave them):
+    enough pages for the server's per-row figure to mean something."""
+    site.execute(
+        f"INSERT INTO {EVALUATIONS} (event_id, scenario_id, student_id, rules_count,"
+        " evaluation_mode, evaluation_result, evaluated_at) SELECT UUID(), 'S2', seq % 997, 2,"
+        ' \'all_matching\', \'{"scenario_id": "S2", "rules_matched": 0}\','
+        f" UTC_TIMESTAMP() - INTERVAL seq SECOND FROM seq_1_to_{5 * students}"
+    )
+    site.execute(
+        f"INSERT INTO {EVENTS} (event_id, event_type, student_id, scenarios_evaluated,"
+        " routing_result, status, processed_at, created_at) SELECT UUID(), 'cron.heartbeat_30m',"
+        " seq % 997, 5, '{\"selected_agent\": \"agent10\"}', 'completed', UTC_TIMESTAMP(),"
+        f" UTC_TIMESTAMP() - INTERVAL seq SECOND FROM seq_1_to_{students}"
+    )
+    site.execute(f"ANALYZE TABLE {EVALUATIONS}, {EVENTS}, {RUNS}")
+
+
+def test_report_shows_each_tables_size_growth_and_size_to_come(demo_site: Site) -> None:
+    demo_site.write_ini()
+    assert demo_site.cli("run").returncode == 0
+    students = demo_site.scalar(f"SELECT students_processed FROM {RUNS}")
+    _a_days_rows(demo_site, 15000)
+    result = demo_site.cli("report", "--tables", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    tables = {row["table"]: row for row in json.loads(result.stdout)["tables"]}
+    assert list(tables) == [EVALUATIONS, EVENTS, RUNS]
+    assert tables[EVALUATIONS]["rows_last_day"] == 5 * (15000 + students)
+    assert tables[EVENTS]["rows_last_day"] == 15000 + students
+    assert tables[RUNS]["rows_last_day"] == 1
+    assert [row["keep_days"] for row in tables.values()] == [35, 35, 400]
+    for row in (tables[EVALUATIONS], tables[EVENTS]):
+        assert row["bytes"] >= sizes.MIN_BYTES_TO_ESTIMATE
+        per_row = row["bytes"] / row["rows"]
+        assert row["growth_bytes_per_day"] == round(row["rows_last_day"] * per_row)
+        assert row["projected_bytes"] == round(row["rows_last_day"] * per_row * 35)
+    # one run row in a few empty pages: no per-row figure to project from
+    assert tables[RUNS]["bytes"] > 0
+    assert tables[RUNS]["projected_bytes"] is None
+    text = demo_site.cli("report").stdout
+    assert "Runs in the last 24 hour(s):" in text and "Per day over the last 7 day(s)" in text
+    line = next(line for line in text.splitlines() if line.startswith(EVENTS))
+    assert line.split()[-2:] == [
+        f"{tables[EVENTS]['projected_bytes'] / 1024**2:.1f}",
+        "MiB",
+    ], text
+    run_line = next(line for line in text.splitlines() if line.startswith(RUNS))
+    assert run_line.split()[-2:] == ["400", "-"], text
+
+
+def test_check_warns_when_the_tables_would_pass_max_size(demo_site: Site) -> None:
+    demo_site.write_ini()
+    assert demo_site.cli("run").returncode == 0
+    _a_days_rows(demo_site, 15000)
+    fits = demo_site.cli("check")
+    assert fits.returncode == 0, fits.stderr
+    assert "OK table sizes: " in fits.stdout and "at the retention settings" in fits.stdout
+    demo_site.write_ini(sections={"retention": {"max_size": "10M"}})
+    over = demo_site.cli("check")
+    assert over.returncode == 0, over.stderr
+    output = over.stdout + over.stderr
+    assert "OK table sizes" not in output
+    warnings = [line for line in output.splitlines() if "WARNING:" in line]
+    assert len(warnings) == 1, output
+    assert "more than [retention] max_size (10.0 MiB)" in warnings[0]
+    assert f"most of it is {EVALUATIONS}" in warnings[0]
+    assert "lower [retention] detail_days" in warnings[0]
+    demo_site.write_ini(sections={"retention": {"max_size": "10T"}})
+    assert "(max_size 10.0 TiB)" in demo_site.cli("check").stdout
+
+
+def test_tables_migrate_creates_are_compressed(site: Site) -> None:
+    site.migrate()
+    formats = dict(
+        site.query(
+            "SELECT TABLE_NAME, ROW_FORMAT FROM information_schema.TABLES"
+            " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE 'mdl_alt42_%log'"
+        )
+    )
+    assert formats == {EVALUATIONS: "Compressed", EVENTS: "Compressed", RUNS: "Dynamic"}
+
+
+def test_a_server_that_cannot_compress_gets_plain_tables_and_one_line(site: Site) -> None:
+    with site.server.connect() as conn, conn.cursor() as cur:
+        cur.execute("SET GLOBAL innodb_file_per_table = OFF")
+        try:
+            result = site.cli("migrate")
+        finally:
+            cur.execute("SET GLOBAL innodb_file_per_table = ON")
+    assert result.returncode == 0, result.stderr
+    [line] = [line for line in result.stdout.splitlines() if "uncompressed" in line]
+    assert "innodb_file_per_table is OFF" in line
+    formats = {
+        row[0]
+        for row in site.query(
+            "SELECT ROW_FORMAT FROM information_schema.TABLES"
+            " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE 'mdl_alt42_%log'"
+        )
+    }
+    assert "Compressed" not in formats
+    # a later migrate on a capable server leaves the tables as they are (only when asked)
+    assert site.cli("migrate").stdout.strip().endswith("Schema is up to date (no change)")
+
+
+def test_the_metrics_file_holds_each_tables_bytes(demo_site: Site, tmp_path: Path) -> None:
+    metrics = tmp_path / "alt42_heartbeat.prom"
+    demo_site.write_ini(sections={"monitoring": {"metrics_file": metrics}})
+    assert demo_site.cli("run").returncode == 0
+    written = dict(
+        re.findall(
+            r'^alt42_heartbeat_table_bytes\{table="([^"]+)"\} ([0-9]+)$', metrics.read_text(), re.M
+        )
+    )
+    server = dict(
+        demo_site.query(
+            "SELECT TABLE_NAME, DATA_LENGTH + INDEX_LENGTH FROM information_schema.TABLES"
+            " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE 'mdl_alt42_%log'"
+        )
+    )
+    assert written == {name: str(size) for name, size in server.items()}
+    assert set(written) == {EVALUATIONS, EVENTS, RUNS}
