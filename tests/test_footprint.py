@@ -14,7 +14,7 @@ import pytest
 from heartbeat import config as config_module
 from heartbeat import sizes
 from heartbeat.errors import ConfigError
-from tests.conftest import Site
+from tests.conftest import ROLE, Site, role_adhoc
 
 EVALUATIONS = "mdl_alt42_scenario_evaluation_log"
 EVENTS = "mdl_alt42_event_processing_log"
@@ -245,3 +245,34 @@ def test_the_metrics_file_holds_each_tables_bytes(demo_site: Site, tmp_path: Pat
     )
     assert written == {name: str(size) for name, size in server.items()}
     assert set(written) == {EVALUATIONS, EVENTS, RUNS}
+
+
+@pytest.mark.parametrize(("release", "written"), [("0.4.0", True), ("0.3.0", False)])
+def test_the_role_writes_the_retention_keys_a_release_knows(
+    tmp_path: Path, release: str, written: bool
+) -> None:
+    """The role's template (real Ansible) writes detail_days and max_size for a release
+    that knows them, and the job reads them back; an older release (a roll back) would
+    refuse them, so it gets neither."""
+    out = tmp_path / "heartbeat.ini"
+    role_adhoc(
+        "ansible.builtin.template",
+        f"src={ROLE / 'templates' / 'heartbeat.ini.j2'} dest={out}",
+        {
+            "alt42_heartbeat_db_name": "moodle",
+            "alt42_heartbeat_db_user": "alt42",
+            "alt42_heartbeat_retention_days": 120,
+            "alt42_heartbeat_retention_detail_days": 31,
+            "alt42_heartbeat_retention_max_size": "20G",
+            "__alt42_heartbeat_ini_version": release,
+            "__alt42_heartbeat_schedule": "*/30 * * * *",
+        },
+    )
+    out.chmod(0o600)
+    retention = config_module.load_config(str(out), environ={}).retention
+    if written:
+        assert (retention.days, retention.detail_days) == (120, 31)
+        assert retention.max_size == 20 * 1024**3
+    else:
+        assert "detail_days" not in out.read_text() and "max_size" not in out.read_text()
+        assert (retention.days, retention.detail_days, retention.max_size) == (120, 120, None)
