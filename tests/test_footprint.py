@@ -14,7 +14,10 @@ import pytest
 from heartbeat import config as config_module
 from heartbeat import sizes
 from heartbeat.errors import ConfigError
-from tests.conftest import ROLE, Site, role_adhoc
+from tests import plugin_readers
+from tests.conftest import ROLE, Site, make_site, role_adhoc
+from tests.mariadb_server import MariaDBServer
+from tests.test_plugin_tables import PLUGIN_LOG_TABLES
 
 EVALUATIONS = "mdl_alt42_scenario_evaluation_log"
 EVENTS = "mdl_alt42_event_processing_log"
@@ -276,3 +279,100 @@ def test_the_role_writes_the_retention_keys_a_release_knows(
     else:
         assert "detail_days" not in out.read_text() and "max_size" not in out.read_text()
         assert (retention.days, retention.detail_days, retention.max_size) == (120, 120, None)
+
+
+# ------------------------------------------------------------------ the readers' answers
+
+#: Minutes back at which a site's history holds a copy of the runs' rows: inside and
+#: outside each window the plugin's pages use (1 h, 24 h, 7 days, 30 days), and past the
+#: 35 days prune now keeps.
+HISTORY_MINUTES = (20, 150, 60 * 20, 60 * 24 * 3, 60 * 24 * 8, 60 * 24 * 29, 60 * 24 * 33,
+                   60 * 24 * 40, 60 * 24 * 60, 60 * 24 * 85)  # fmt: skip
+EVENT_COLUMNS = (
+    "id, event_id, event_type, student_id, scenarios_evaluated, scenario_results,"
+    " routing_result, priority, status, processed_at, created_at, run_id"
+)
+
+
+def _history(site: Site) -> None:
+    """Three runs of the job, their rows copied back in time as a site's history holds
+    them, one event in seven failed (the pages list the failures)."""
+    site.write_ini()
+    for _ in range(3):
+        assert site.cli("run", "--force").returncode == 0
+    columns = EVENT_COLUMNS.replace("id, event_id", "event_id").replace(
+        "processed_at, created_at",
+        "processed_at - INTERVAL %s MINUTE, created_at - INTERVAL %s MINUTE",
+    )
+    plain = EVENT_COLUMNS.replace("id, event_id", "event_id")
+    for minutes in HISTORY_MINUTES:
+        site.execute(
+            f"INSERT INTO {EVENTS} ({plain}) SELECT {columns} FROM {EVENTS}"
+            " WHERE created_at > UTC_TIMESTAMP() - INTERVAL 10 MINUTE",
+            (minutes, minutes),
+        )
+        site.execute(
+            f"INSERT INTO {RUNS} (execution_time, students_processed, errors, duration_ms,"
+            " created_at, status) SELECT execution_time - INTERVAL %s MINUTE,"
+            " students_processed, errors, duration_ms, created_at - INTERVAL %s MINUTE, status"
+            f" FROM {RUNS} WHERE created_at > UTC_TIMESTAMP() - INTERVAL 10 MINUTE",
+            (minutes, minutes),
+        )
+    site.execute(f"UPDATE {EVENTS} SET status = 'failed' WHERE id % 7 = 0")
+
+
+def _answers(site: Site) -> dict[str, list[tuple[object, ...]]]:
+    with site.conn() as conn, conn.cursor() as cur:
+        return plugin_readers.answers(cur, EVENTS.replace("mdl_", site.prefix))
+
+
+def test_the_plugins_pages_answer_the_same_from_the_new_tables_and_after_prune(
+    demo_site: Site, mariadb: MariaDBServer, tmp_path: Path
+) -> None:
+    """Every question of the plugin's monitoring pages (22 agents; 1 h, 24 h, 7 and 30
+    days; the newest rows) gets the same answer from the tables as this release creates
+    them (compressed, fewer indexes) as from the plugin's own tables holding the same
+    rows; after prune at the defaults every windowed answer, and the run history's
+    (report, status), is what it was before."""
+    _history(demo_site)
+    (tmp_path / "plugin").mkdir()
+    plugin = make_site(mariadb, tmp_path / "plugin", demo=True)
+    try:
+        for statement in PLUGIN_LOG_TABLES:
+            plugin.execute(statement)
+        plugin.migrate()
+        plugin.execute(
+            f"INSERT INTO {EVENTS} ({EVENT_COLUMNS}) SELECT {EVENT_COLUMNS}"
+            f" FROM `{demo_site.name}`.{EVENTS}"
+        )
+        new, old = _answers(demo_site), _answers(plugin)
+    finally:
+        with mariadb.connect() as conn, conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{plugin.name}`")
+    assert len(new) == 22 * len(plugin_readers.PER_AGENT) + 4 * 2 + 2
+    routed = [what for what, rows in new.items() if what.endswith("newest 100") and rows]
+    assert len(routed) >= 6, new  # the demo's students reach several agents
+    for window in plugin_readers.WINDOWS:
+        assert new[f"totals, {window}"][0][0] > 0
+    assert new == old
+    report = [
+        demo_site.cli("report", span, "--format", "json").stdout
+        for span in ("--hours=24", "--days=7")
+    ]
+    state = demo_site.cli("status").returncode
+    pruned = demo_site.cli("prune")
+    assert "keeping 400 day(s) of run rows, 35 of per-student rows" in pruned.stdout
+    assert (
+        demo_site.scalar(
+            f"SELECT COUNT(*) FROM {EVENTS} WHERE created_at < UTC_TIMESTAMP() - INTERVAL 36 DAY"
+        )
+        == 0
+    )
+    after = _answers(demo_site)
+    windowed = [what for what in new if "newest" not in what]
+    assert {what: after[what] for what in windowed} == {what: new[what] for what in windowed}
+    assert [
+        demo_site.cli("report", span, "--format", "json").stdout
+        for span in ("--hours=24", "--days=7")
+    ] == report
+    assert demo_site.cli("status").returncode == state
