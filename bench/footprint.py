@@ -48,29 +48,14 @@ from bench import population  # noqa: E402
 from bench.run import BENCH_PASSWORD, BENCH_USER, PREFIX, UNPACED, export_commit  # noqa: E402
 from heartbeat.config import RetentionConfig  # noqa: E402
 from tests.mariadb_server import MariaDBServer  # noqa: E402
+from tests.plugin_readers import AGENT_STATS, AGENTS, agent_params  # noqa: E402
 
 TABLES = ("alt42_heartbeat_log", "alt42_scenario_evaluation_log", "alt42_event_processing_log")
 DETAIL_TABLES = TABLES[1:]
 RUNS_PER_DAY = 48  # the default schedule, */30
 OLD_RETENTION_DAYS = 90  # [retention] days before detail_days existed (0.3.0 and older)
-AGENTS = 22
 MARK_BEGIN = "<!-- footprint:begin (bench/footprint.py) -->"
 MARK_END = "<!-- footprint:end -->"
-
-# The plugin's per-agent statistics (agent_status_api.php), with its parameters: it
-# compares JSON_EXTRACT with the json_encode()d agent id.
-AGENT_STATS = (
-    "SELECT COUNT(*) AS total_executions,"
-    " SUM(CASE WHEN status = 'completed' THEN 1 ELSE 0 END) AS success_count,"
-    " SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END) AS error_count,"
-    " AVG(CASE WHEN status = 'completed' AND processed_at IS NOT NULL"
-    " THEN TIMESTAMPDIFF(MICROSECOND, created_at, processed_at) / 1000 ELSE NULL END)"
-    " AS avg_duration_ms, MAX(created_at) AS last_execution_at"
-    " FROM {table} WHERE (event_type LIKE %s OR routing_result LIKE %s"
-    " OR JSON_EXTRACT(routing_result, '$.agent_id') = %s"
-    " OR JSON_EXTRACT(routing_result, '$.selected_agent') = %s)"
-    " AND created_at >= DATE_SUB(NOW(), INTERVAL 7 DAY)"
-)
 
 
 @dataclass
@@ -242,13 +227,8 @@ class Footprint:
                 f" WHERE created_at > UTC_TIMESTAMP() - INTERVAL {span} MINUTE",
             )
         started = time.perf_counter()
-        for number in range(1, AGENTS + 1):
-            agent = f"agent{number:02d}"
-            self.sql(
-                database,
-                AGENT_STATS.format(table=table),
-                (f"%{agent}%", f"%{agent}%", f'"{agent}"', f'"{agent}"'),
-            )
+        for agent in AGENTS:
+            self.sql(database, AGENT_STATS.format(table=table), agent_params(agent))
         return time.perf_counter() - started
 
     def main(self) -> list[Measured]:

@@ -115,17 +115,18 @@ def test_password_not_in_world_readable_files_after_the_runs(host):
 def test_the_daily_prune_line_deletes_old_rows_as_www_data(host):
     [prune] = x.prune_jobs(host)
     assert (prune.schedule, prune.user) == (x.PRUNE_SCHEDULE, "www-data")
-    x.sql(
-        host,
-        f"INSERT INTO {x.HEARTBEAT_LOG} (execution_time, created_at) VALUES"
-        " (UTC_TIMESTAMP() - INTERVAL 100 DAY, UTC_TIMESTAMP() - INTERVAL 100 DAY)",
-    )
+    for days in (100, 500):  # run rows are kept 400 days
+        x.sql(
+            host,
+            f"INSERT INTO {x.HEARTBEAT_LOG} (execution_time, created_at) VALUES"
+            f" (UTC_TIMESTAMP() - INTERVAL {days} DAY, UTC_TIMESTAMP() - INTERVAL {days} DAY)",
+        )
     before = heartbeat_rows(host)
     result = host.run(x.as_www_data(prune.command))
     assert result.rc == 0, result
-    assert heartbeat_rows(host) == before - 1, "the 100-day-old row went, the recent ones stay"
+    assert heartbeat_rows(host) == before - 1, "the 500-day-old row went, the others stay"
     log = host.check_output(f"tail -n 5 {x.LOG_FILE}")
-    assert "Prune done: 1 row(s) deleted, keeping 90 day(s)" in log
+    assert "Prune done: 1 row(s) deleted, keeping 400 day(s) of run rows, 35 of" in log
 
 
 MAILBOX = "/var/mail/ops"  # exim4's local delivery for [ops] (molecule.yml, prepare.yml)
