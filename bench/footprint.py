@@ -196,10 +196,15 @@ class Footprint:
                 (database, PREFIX + table),
             )
             result.table_bytes[table] = int(data) + int(index)
-        self.sql(database, "FLUSH TABLES " + ", ".join(PREFIX + t for t in TABLES))
-        for table in TABLES:
-            tablespace = self.server.datadir / database / f"{PREFIX}{table}.ibd"
-            result.file_bytes[table] = tablespace.stat().st_blocks * 512
+        # FOR EXPORT writes the tables' dirty pages to their files (plain FLUSH TABLES
+        # does not): only then do the files hold what the disk will (page compression
+        # punches its holes when a page is written).
+        with self.server.connect(database) as conn, conn.cursor() as cur:
+            cur.execute("FLUSH TABLES " + ", ".join(PREFIX + t for t in TABLES) + " FOR EXPORT")
+            for table in TABLES:
+                tablespace = self.server.datadir / database / f"{PREFIX}{table}.ibd"
+                result.file_bytes[table] = tablespace.stat().st_blocks * 512
+            cur.execute("UNLOCK TABLES")
         if n == self.args.sizes[0]:  # the real site's size: a week of rows is 0.5 M a job
             result.dashboard_s = self.dashboard(database)
         self.sql(None, f"DROP DATABASE `{database}`")

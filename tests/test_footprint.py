@@ -15,7 +15,7 @@ from heartbeat import config as config_module
 from heartbeat import sizes
 from heartbeat.errors import ConfigError
 from tests import plugin_readers
-from tests.conftest import ROLE, Site, make_site, role_adhoc
+from tests.conftest import DB_PASSWORD, ROLE, Site, make_site, role_adhoc
 from tests.mariadb_server import MariaDBServer
 from tests.test_plugin_tables import PLUGIN_LOG_TABLES
 
@@ -198,15 +198,23 @@ def test_check_warns_when_the_tables_would_pass_max_size(demo_site: Site) -> Non
     assert "(max_size 10.0 TiB)" in demo_site.cli("check").stdout
 
 
-def test_tables_migrate_creates_are_compressed(site: Site) -> None:
-    site.migrate()
-    formats = dict(
+def _options(site: Site) -> dict[str, str]:
+    return dict(
         site.query(
-            "SELECT TABLE_NAME, ROW_FORMAT FROM information_schema.TABLES"
+            "SELECT TABLE_NAME, CREATE_OPTIONS FROM information_schema.TABLES"
             " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE 'mdl_alt42_%log'"
         )
     )
-    assert formats == {EVALUATIONS: "Compressed", EVENTS: "Compressed", RUNS: "Dynamic"}
+
+
+def test_tables_migrate_creates_are_compressed(site: Site) -> None:
+    result = site.cli("migrate")
+    assert result.returncode == 0, result.stderr
+    assert f"created table {EVENTS} (compressed)" in result.stdout
+    options = _options(site)
+    assert "page_compressed" in options[EVALUATIONS].lower()
+    assert "page_compressed" in options[EVENTS].lower()
+    assert "page_compressed" not in options[RUNS].lower()  # a row per run: nothing to gain
 
 
 def test_a_server_that_cannot_compress_gets_plain_tables_and_one_line(site: Site) -> None:
@@ -219,14 +227,8 @@ def test_a_server_that_cannot_compress_gets_plain_tables_and_one_line(site: Site
     assert result.returncode == 0, result.stderr
     [line] = [line for line in result.stdout.splitlines() if "uncompressed" in line]
     assert "innodb_file_per_table is OFF" in line
-    formats = {
-        row[0]
-        for row in site.query(
-            "SELECT ROW_FORMAT FROM information_schema.TABLES"
-            " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE 'mdl_alt42_%log'"
-        )
-    }
-    assert "Compressed" not in formats
+    assert "(compressed)" not in result.stdout
+    assert not any("page_compressed" in options.lower() for options in _options(site).values())
     # a later migrate on a capable server leaves the tables as they are (only when asked)
     assert site.cli("migrate").stdout.strip().endswith("Schema is up to date (no change)")
 
@@ -376,3 +378,46 @@ def test_the_plugins_pages_answer_the_same_from_the_new_tables_and_after_prune(
         for span in ("--hours=24", "--days=7")
     ] == report
     assert demo_site.cli("status").returncode == state
+
+
+def test_report_shows_the_files_bytes_where_the_server_shows_them(
+    demo_site: Site, mariadb: MariaDBServer
+) -> None:
+    """Page compression saves bytes only in the files: with PROCESS the job reads their
+    size on disk; without it, the pages' (what information_schema.TABLES says)."""
+    demo_site.write_ini()
+    assert demo_site.cli("run").returncode == 0
+    _a_days_rows(demo_site, 15000)
+    with demo_site.conn() as conn, conn.cursor() as cur:  # the pages written to the files
+        cur.execute(f"FLUSH TABLES {EVALUATIONS}, {EVENTS} FOR EXPORT")
+        cur.execute("UNLOCK TABLES")
+    pages = dict(
+        demo_site.query(
+            "SELECT TABLE_NAME, DATA_LENGTH + INDEX_LENGTH FROM information_schema.TABLES"
+            " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE 'mdl_alt42_%log'"
+        )
+    )
+    with mariadb.connect() as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT SUBSTRING_INDEX(NAME, '/', -1), ALLOCATED_SIZE"
+            " FROM information_schema.INNODB_SYS_TABLESPACES WHERE NAME LIKE %s",
+            (f"{demo_site.name}/%",),
+        )
+        files = dict(cur.fetchall())
+
+    def reported() -> dict[str, int]:
+        result = demo_site.cli("report", "--tables", "--format", "json")
+        assert result.returncode == 0, result.stderr
+        return {row["table"]: row["bytes"] for row in json.loads(result.stdout)["tables"]}
+
+    assert reported() == {name: pages[name] for name in (EVALUATIONS, EVENTS, RUNS)}
+    mariadb.create_user("alt42_sizes", "sizes-pw", f"GRANT ALL ON `{demo_site.name}`.* TO {{user}}")
+    with mariadb.connect() as conn, conn.cursor() as cur:
+        cur.execute("GRANT PROCESS ON *.* TO 'alt42_sizes'@'localhost'")
+    demo_site.write_ini()
+    ini = demo_site.tmp / "heartbeat.ini"
+    text = ini.read_text().replace("user = alt42\n", "user = alt42_sizes\n")
+    ini.write_text(text.replace(f"password = {DB_PASSWORD}", "password = sizes-pw"))
+    on_disk = reported()
+    assert on_disk == {name: files[name] for name in (EVALUATIONS, EVENTS, RUNS)}
+    assert on_disk[EVALUATIONS] < pages[EVALUATIONS] / 2  # what page compression saved
