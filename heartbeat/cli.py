@@ -124,6 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument(
         "--dry-run", action="store_true", help="say what would change, change nothing"
     )
+    migrate.add_argument(
+        "--compress",
+        action="store_true",
+        help="also compress the per-student tables made before 0.4.0 (online, one at a"
+        " time; with --dry-run: what it would rebuild)",
+    )
     check = commands.add_parser("check", help="check config, database, tables and rule book")
     check.add_argument(
         "--config-only",
@@ -403,21 +409,35 @@ def cmd_migrate(ctx: Context) -> int:
     try:
         with db.errors_as("migrating the tables"):
             if ctx.args.dry_run:
-                pending = schema.plan(conn, tables)
-                for change in pending:
-                    log.info("Pending: %s", change.what)
+                pending = [change.what for change in schema.plan(conn, tables)]
+                if ctx.args.compress:
+                    pending += [table.what for table in _conversions(conn, tables)]
+                for what in pending:
+                    log.info("Pending: %s", what)
                 if pending:
                     log.info("Schema needs %d change(s) (dry run: none made)", len(pending))
                     return EXIT_OK
                 changes = 0
             else:
                 changes = schema.migrate(conn, tables)
+                if ctx.args.compress:
+                    changes += schema.compress(conn, tables, _conversions(conn, tables))
     finally:
         db.close_quietly(conn)
     log.info(
         "Schema is up to date" + (f" ({changes} change(s) made)" if changes else " (no change)")
     )
     return EXIT_OK
+
+
+def _conversions(conn: Any, tables: db.Tables) -> list[schema.Conversion]:
+    """The tables ``--compress`` would rebuild; none, with one line, where the server
+    cannot compress them."""
+    pending, problem = schema.conversions(conn, tables)
+    if problem and pending:
+        log.info("Not compressing %s: %s", ", ".join(table.name for table in pending), problem)
+        return []
+    return pending
 
 
 def cmd_check(ctx: Context) -> int:

@@ -351,6 +351,99 @@ def migrate(conn: Any, tables: Tables) -> int:
     return len(changes)
 
 
+#: The longest one table's conversion may take (``migrate --compress``): a rebuild is
+#: work, not a wait, and takes about a minute per GiB here; far above that, something is
+#: wrong, and the table stays as it was.
+COMPRESS_LIMIT_S = 6 * 3600
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """An existing per-student table that ``migrate --compress`` would compress."""
+
+    attr: str  # the ``Tables`` attribute
+    name: str
+    bytes: int  # data and indexes now: about what the rebuild writes, and needs free
+    rows: int  # the server's estimate
+
+    @property
+    def what(self) -> str:
+        return (
+            f"compress table {self.name} (about {self.rows:,} rows, {self.bytes / 2**20:,.0f} MiB;"
+            f" the rebuild needs about that much free disk and runs online: the site and"
+            " the job go on reading and writing it)"
+        )
+
+
+def conversions(conn: Any, tables: Tables) -> tuple[list[Conversion], Optional[str]]:
+    """The existing per-student tables that are not compressed yet, and why the server
+    cannot compress them (one line), if it cannot."""
+    attrs = {tables.bare(getattr(tables, attr)): attr for attr in COMPRESSED_TABLES}
+    with conn.cursor() as cur:
+        problem = compression_problem(cur)
+        if problem is None:
+            problem = _galera_problem(cur)
+        cur.execute(
+            "SELECT TABLE_NAME, DATA_LENGTH + INDEX_LENGTH, TABLE_ROWS, CREATE_OPTIONS"
+            " FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()"
+            " AND TABLE_NAME IN (%s, %s)",
+            list(attrs),
+        )
+        found = [
+            Conversion(attrs[str(row[0])], str(row[0]), int(row[1] or 0), int(row[2] or 0))
+            for row in cur.fetchall()
+            if not is_compressed(str(row[3] or ""))
+        ]
+    conn.commit()
+    return sorted(found, key=lambda table: COMPRESSED_TABLES.index(table.attr)), problem
+
+
+def is_compressed(create_options: str) -> bool:
+    """Whether information_schema's CREATE_OPTIONS of a table say it is page compressed
+    (`` `PAGE_COMPRESSED`=1 ``, or ``'ON'``; ``=0`` is a table someone turned it off on)."""
+    return re.search(r"page_compressed`?='?(1|on)\b", create_options, re.IGNORECASE) is not None
+
+
+def _galera_problem(cur: Any) -> Optional[str]:
+    """A Galera node rebuilds a table in total order: every node holds it, and every
+    write to it, until the rebuild ends. Not something to start from a deploy."""
+    cur.execute("SHOW GLOBAL VARIABLES WHERE Variable_name IN ('wsrep_on', 'wsrep_OSU_method')")
+    found = {str(name).lower(): str(value).upper() for name, value in cur.fetchall()}
+    if found.get("wsrep_on") == "ON" and found.get("wsrep_osu_method", "TOI") == "TOI":
+        return (
+            "this is a Galera node (wsrep_OSU_method TOI): the rebuild would hold the table"
+            " on every node until it ends; convert node by node with wsrep_OSU_method = RSU"
+            " in a quiet hour, or leave the tables as they are"
+        )
+    return None
+
+
+def compress(conn: Any, tables: Tables, pending: list[Conversion]) -> int:
+    """Compress ``pending`` (from ``conversions``), one table at a time, online
+    (``ALGORITHM=INPLACE, LOCK=NONE``: the site and the job read and write it meanwhile).
+
+    An interrupted conversion (the process killed, ``KILL QUERY``, the time limit) leaves
+    the table as it was, whole: InnoDB drops the half-built copy; run it again. The
+    metadata lock is waited for as by ``migrate``: briefly, a few times."""
+    with conn.cursor() as cur:
+        cur.execute("SET SESSION lock_wait_timeout = %s", (MDL_WAIT_S,))
+        cur.execute("SET SESSION max_statement_time = %s", (COMPRESS_LIMIT_S,))
+        for table in pending:
+            log.info("Compressing %s (about %s rows) ...", table.name, f"{table.rows:,}")
+            started = time.monotonic()
+            _execute_ddl(
+                cur,
+                Change(
+                    f"compress table {table.name}",
+                    f"ALTER TABLE {getattr(tables, table.attr)} PAGE_COMPRESSED=1,"
+                    " ALGORITHM=INPLACE, LOCK=NONE",
+                ),
+            )
+            log.info("compressed table %s in %.0f s", table.name, time.monotonic() - started)
+    conn.commit()
+    return len(pending)
+
+
 def _execute_ddl(cur: Any, change: Change) -> None:
     for attempt in range(1, MDL_TRIES + 1):
         try:

@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import json
 import re
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from heartbeat import config as config_module
-from heartbeat import sizes
+from heartbeat import schema, sizes
 from heartbeat.errors import ConfigError
 from tests import plugin_readers
-from tests.conftest import DB_PASSWORD, ROLE, Site, make_site, role_adhoc
+from tests.conftest import DB_PASSWORD, ROLE, Site, make_site, role_adhoc, start_cli
 from tests.mariadb_server import MariaDBServer
 from tests.test_plugin_tables import PLUGIN_LOG_TABLES
 
@@ -212,9 +214,9 @@ def test_tables_migrate_creates_are_compressed(site: Site) -> None:
     assert result.returncode == 0, result.stderr
     assert f"created table {EVENTS} (compressed)" in result.stdout
     options = _options(site)
-    assert "page_compressed" in options[EVALUATIONS].lower()
-    assert "page_compressed" in options[EVENTS].lower()
-    assert "page_compressed" not in options[RUNS].lower()  # a row per run: nothing to gain
+    assert schema.is_compressed(options[EVALUATIONS])
+    assert schema.is_compressed(options[EVENTS])
+    assert not schema.is_compressed(options[RUNS])  # a row per run: nothing to gain
 
 
 def test_a_server_that_cannot_compress_gets_plain_tables_and_one_line(site: Site) -> None:
@@ -228,7 +230,7 @@ def test_a_server_that_cannot_compress_gets_plain_tables_and_one_line(site: Site
     [line] = [line for line in result.stdout.splitlines() if "uncompressed" in line]
     assert "innodb_file_per_table is OFF" in line
     assert "(compressed)" not in result.stdout
-    assert not any("page_compressed" in options.lower() for options in _options(site).values())
+    assert not any(schema.is_compressed(options) for options in _options(site).values())
     # a later migrate on a capable server leaves the tables as they are (only when asked)
     assert site.cli("migrate").stdout.strip().endswith("Schema is up to date (no change)")
 
@@ -421,3 +423,103 @@ def test_report_shows_the_files_bytes_where_the_server_shows_them(
     on_disk = reported()
     assert on_disk == {name: files[name] for name in (EVALUATIONS, EVENTS, RUNS)}
     assert on_disk[EVALUATIONS] < pages[EVALUATIONS] / 2  # what page compression saved
+
+
+# ------------------------------------------------------------ converting existing tables
+
+
+@pytest.fixture
+def plugin_site(mariadb: MariaDBServer, tmp_path: Path) -> Iterator[Site]:
+    """The demo site with the log tables the plugin's migration made (uncompressed, its
+    own indexes), extended by migrate, and a history of the job's rows in them."""
+    created = make_site(mariadb, tmp_path, demo=True)
+    for statement in PLUGIN_LOG_TABLES:
+        created.execute(statement)
+    created.migrate()
+    _history(created)
+    yield created
+    with mariadb.connect() as conn, conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{created.name}`")
+
+
+def test_migrate_compress_converts_the_plugins_tables_only_when_asked(plugin_site: Site) -> None:
+    before = _answers(plugin_site)
+    events = plugin_site.scalar(f"SELECT COUNT(*) FROM {EVENTS}")
+    assert "compress" not in plugin_site.cli("migrate").stdout  # not unless asked
+    dry = plugin_site.cli("migrate", "--compress", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    pending = [line for line in dry.stdout.splitlines() if "Pending: compress table" in line]
+    assert [line.split("Pending: compress table ")[1].split()[0] for line in pending] == [
+        EVALUATIONS,
+        EVENTS,
+    ]
+    assert "the rebuild needs about that much free disk and runs online" in pending[1]
+    assert not any(schema.is_compressed(options) for options in _options(plugin_site).values())
+    done = plugin_site.cli("migrate", "--compress")
+    assert done.returncode == 0, done.stderr
+    assert f"compressed table {EVENTS} in " in done.stdout
+    assert "Schema is up to date (2 change(s) made)" in done.stdout
+    options = _options(plugin_site)
+    assert schema.is_compressed(options[EVALUATIONS]) and schema.is_compressed(options[EVENTS])
+    assert plugin_site.scalar(f"SELECT COUNT(*) FROM {EVENTS}") == events
+    assert _answers(plugin_site) == before  # every reader's answer, as before
+    again = plugin_site.cli("migrate", "--compress")
+    assert again.stdout.strip().endswith("Schema is up to date (no change)")
+
+
+def test_an_interrupted_conversion_leaves_the_table_whole_and_a_rerun_completes(
+    plugin_site: Site,
+) -> None:
+    """Killed mid-rebuild (an admin's KILL QUERY, or the process gone): one line, the
+    table as it was; run again, it completes."""
+    plugin_site.execute(
+        f"INSERT INTO {EVALUATIONS} (event_id, scenario_id, student_id, rules_count,"
+        " evaluation_mode, evaluation_result, evaluated_at) SELECT UUID(), 'S1', seq % 991, 3,"
+        " 'priority_first', REPEAT('{}', 1), UTC_TIMESTAMP() FROM seq_1_to_400000"
+    )
+    rows = plugin_site.scalar(f"SELECT COUNT(*) FROM {EVALUATIONS}")
+    ini = plugin_site.tmp / "heartbeat.ini"
+    process = start_cli("--config", str(ini), "migrate", "--compress")
+    with plugin_site.server.connect() as conn, conn.cursor() as cur:
+        deadline = time.monotonic() + 60
+        query = None
+        while query is None and time.monotonic() < deadline:
+            cur.execute(
+                "SELECT ID FROM information_schema.PROCESSLIST"
+                " WHERE INFO LIKE 'ALTER TABLE %%PAGE_COMPRESSED%%'"
+            )
+            found = cur.fetchone()
+            query = found[0] if found else None
+            time.sleep(0.05)
+        assert query is not None, "the conversion did not start"
+        cur.execute(f"KILL QUERY {int(query)}")
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 3, out + err
+    [line] = err.splitlines()
+    assert "ERROR: database error while migrating the tables" in line
+    assert not schema.is_compressed(_options(plugin_site)[EVALUATIONS])
+    assert plugin_site.scalar(f"SELECT COUNT(*) FROM {EVALUATIONS}") == rows
+    check = plugin_site.query(f"CHECK TABLE {EVALUATIONS}")
+    assert check[-1][-1] == "OK"
+    rerun = plugin_site.cli("migrate", "--compress")
+    assert rerun.returncode == 0, rerun.stderr
+    assert schema.is_compressed(_options(plugin_site)[EVALUATIONS])
+    assert plugin_site.scalar(f"SELECT COUNT(*) FROM {EVALUATIONS}") == rows
+
+
+def test_a_server_that_cannot_compress_converts_nothing_and_says_why(
+    plugin_site: Site,
+) -> None:
+    with plugin_site.server.connect() as conn, conn.cursor() as cur:
+        cur.execute("SET GLOBAL innodb_file_per_table = OFF")
+        try:
+            result = plugin_site.cli("migrate", "--compress")
+        finally:
+            cur.execute("SET GLOBAL innodb_file_per_table = ON")
+    assert result.returncode == 0, result.stderr
+    [line] = [line for line in result.stdout.splitlines() if "Not compressing" in line]
+    assert line.endswith(
+        f"Not compressing {EVALUATIONS}, {EVENTS}: innodb_file_per_table is OFF (compressed"
+        " tables need a tablespace of their own)"
+    )
+    assert not any(schema.is_compressed(options) for options in _options(plugin_site).values())
