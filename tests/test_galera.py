@@ -23,7 +23,7 @@ from pathlib import Path
 import pymysql
 import pytest
 
-from heartbeat import db
+from heartbeat import db, schema
 from heartbeat.schedule import interval_slot as slot_start
 from tests.conftest import DB_PASSWORD, DB_USER, Site, make_site, start_cli
 from tests.mariadb_server import GaleraCluster
@@ -274,3 +274,29 @@ def test_flow_control_makes_the_run_wait(sites: list[Site]) -> None:
     assert re.search(r"\] Pacing: waiting \(Galera flow control \d+% > 10%\)", out), out
     assert re.search(r"paced [0-9.]+ s \(\d+ load waits, [0-9.]+ s: Galera flow control", out)
     _empty_the_log_tables(sites)
+
+
+def test_migrate_compress_on_a_galera_node_converts_nothing_and_says_why(
+    sites: list[Site],
+) -> None:
+    """A rebuild in total order holds the table on every node until it ends: not from a
+    deploy. The tables migrate creates on Galera are compressed already; one turned back
+    to plain (as an earlier release made it) stays so, with one line."""
+    events = "mdl_alt42_event_processing_log"
+    sites[0].execute(f"ALTER TABLE {events} PAGE_COMPRESSED=0")
+
+    def compressed(site: Site) -> bool:
+        options = site.scalar(
+            "SELECT CREATE_OPTIONS FROM information_schema.TABLES"
+            " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s",
+            (events,),
+        )
+        return schema.is_compressed(str(options))
+
+    assert [compressed(site) for site in sites] == [False, False]
+    result = sites[1].cli("migrate", "--compress")
+    assert result.returncode == 0, result.stderr
+    [line] = [line for line in result.stdout.splitlines() if "Not compressing" in line]
+    assert f"Not compressing {events}: this is a Galera node (wsrep_OSU_method TOI)" in line
+    assert [compressed(site) for site in sites] == [False, False]
+    assert "evaluation" not in line  # the table migrate created compressed is left alone
