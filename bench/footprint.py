@@ -45,7 +45,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench import population  # noqa: E402
-from bench.run import BENCH_PASSWORD, BENCH_USER, PREFIX, UNPACED, export_commit  # noqa: E402
+from bench.run import BENCH_PASSWORD, BENCH_USER, PREFIX, export_commit, write_job_ini  # noqa: E402
 from heartbeat.config import RetentionConfig  # noqa: E402
 from tests.mariadb_server import MariaDBServer  # noqa: E402
 from tests.plugin_readers import AGENT_STATS, AGENTS, agent_params  # noqa: E402
@@ -120,24 +120,6 @@ class Footprint:
             conn.commit()
             return rows
 
-    def ini(self, database: str, current: bool) -> Path:
-        lines = [
-            "[database]",
-            f"socket = {self.server.socket}",
-            f"name = {database}",
-            f"user = {BENCH_USER}",
-            f"password = {BENCH_PASSWORD}",
-            f"prefix = {PREFIX}",
-            "[heartbeat]",
-            f"lock_file = {self.tmp / 'heartbeat.lock'}",
-        ]
-        if current:  # unpaced, side by side (an older job may not know [pacing])
-            lines += ["[pacing]", *(f"{key} = 0" for key in UNPACED)]
-        path = self.tmp / f"{database}.ini"
-        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        path.chmod(0o600)
-        return path
-
     def cli(self, code: Path, ini: Path, *args: str) -> float:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("ALT42_", "PYTHON"))}
         env["PYTHONPATH"] = str(code)
@@ -174,7 +156,9 @@ class Footprint:
         self.server.create_database(database, prefix=PREFIX)
         self.sql(None, f"GRANT ALL ON `{database}`.* TO '{BENCH_USER}'@'localhost'")
         knows_pacing = "max_rows_per_second" in (code / "heartbeat" / "config.py").read_text()
-        ini = self.ini(database, current=knows_pacing)
+        ini = write_job_ini(
+            self.tmp / f"{database}.ini", self.server.socket, database, knows_pacing
+        )
         self.cli(code, ini, "migrate")
         with self.server.connect(database, local_infile=True) as conn:
             conn.autocommit(False)

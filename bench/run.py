@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -134,24 +135,9 @@ class Bench:
         """The job's INI; unpaced (the bench measures how fast the job can go; the
         neighbour bench, bench/harm.py, measures pacing). ``baseline``: for the job of
         ``--compare REV``, which may not know [pacing]."""
-        lines = [
-            "[database]",
-            f"socket = {self.server.socket}",
-            f"name = {database}",
-            f"user = {BENCH_USER}",
-            f"password = {BENCH_PASSWORD}",
-            f"prefix = {PREFIX}",
-            "[heartbeat]",
-            f"lock_file = {self.tmp / 'heartbeat.lock'}",
-        ]
-        if self.args.batch_size:
-            lines.append(f"batch_size = {self.args.batch_size}")
-        if not baseline:
-            lines += ["[pacing]", *(f"{key} = 0" for key in UNPACED)]
         path = self.tmp / f"{database}{'-baseline' if baseline else ''}.ini"
-        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        path.chmod(0o600)
-        return path
+        extra = [f"batch_size = {self.args.batch_size}"] if self.args.batch_size else []
+        return write_job_ini(path, self.server.socket, database, unpaced=not baseline, extra=extra)
 
     def cli(
         self, ini: Path, *args: str, wrapper: tuple[str, ...] = (), code: Path = ROOT
@@ -365,6 +351,29 @@ class Bench:
 
 
 # ---------------------------------------------------------------------- reporting
+
+
+def write_job_ini(
+    path: Path, socket: str, database: str, unpaced: bool, extra: Sequence[str] = ()
+) -> Path:
+    """A job's INI for a bench database (mode 0600: it holds the password); ``unpaced``
+    unless the job may not know [pacing] (an older commit's); ``extra`` [heartbeat] lines."""
+    lines = [
+        "[database]",
+        f"socket = {socket}",
+        f"name = {database}",
+        f"user = {BENCH_USER}",
+        f"password = {BENCH_PASSWORD}",
+        f"prefix = {PREFIX}",
+        "[heartbeat]",
+        f"lock_file = {path.parent / 'heartbeat.lock'}",
+        *extra,
+    ]
+    if unpaced:
+        lines += ["[pacing]", *(f"{key} = 0" for key in UNPACED)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path.chmod(0o600)
+    return path
 
 
 def _f(value: Optional[float], digits: int = 2) -> str:

@@ -72,7 +72,7 @@ class RunSummary:
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        for internal in ("failed_with", "rows_written", "sql_sent"):
+        for internal in ("failed_with", "rows_written", "sql_sent", "table_bytes"):
             del data[internal]
         return data
 
