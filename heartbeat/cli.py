@@ -548,8 +548,8 @@ def cmd_report(ctx: Context) -> int:
         title = f"Per day over the last {data['days']} day(s), days in {data['time_zone']}:"
         sections.append((title, report.as_table(data["daily"], report.DAILY_COLUMNS)))
     if "tables" in data:
-        title = "The job's tables (the server's estimates; at the size to come, prune keeps"
-        title += " each its days at the last day's pace):"
+        title = "The job's tables (the server's estimates; size to come: the last day's pace"
+        title += " over the days kept; -: too small yet to tell):"
         sections.append((title, report.tables_table(data["tables"])))
     ctx.print("\n\n".join(f"{title}\n{table}" for title, table in sections))
     return EXIT_OK
