@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -103,6 +104,7 @@ class Footprint:
                 "--binlog-format=ROW",
                 "--server-id=1",
                 f"--tmpdir={self.tmp}",  # its own: nothing else may clean its temporary tables
+                *shlex.split(args.server_args),
             ),
         )
         revs = [rev for rev in (args.compare or "").split(",") if rev]
@@ -341,6 +343,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--no-doc", action="store_true")
     parser.add_argument(
         "--no-dashboard", action="store_true", help="skip the plugin's dashboard (large N)"
+    )
+    parser.add_argument(
+        "--server-args", default="", help="extra mariadbd arguments (e.g. --log-bin-compress)"
     )
     args = parser.parse_args(argv)
     results = Footprint(args).main()
