@@ -131,11 +131,20 @@ def questions(table: str) -> Iterator[tuple[str, str, tuple[Any, ...]]]:
 def answers(cursor: Any, table: str) -> dict[str, list[tuple[Any, ...]]]:
     """Each question's answer: the rows the server returns, as a sorted list.
 
-    Sorted, because the pages order by ``created_at`` alone, which every event of one
-    run shares: the order within such a tie is the server's plan's (an index range on a
-    big table, a filesort on a small one), not an answer; the rows are."""
+    The pages order by ``created_at`` alone, which every event of one run shares: the
+    order within such a tie is the server's plan's (an index range on a big table, a
+    filesort on a small one; a rebuilt table's statistics change it), not an answer. So
+    the rows are compared as a set, and where a LIMIT cuts the oldest tie of a listing,
+    which of its rows made it in is the plan's too: that tie counts by its time and size."""
     found = {}
     for what, sql, params in questions(table):
         cursor.execute(sql, params)
-        found[what] = sorted((tuple(row) for row in cursor.fetchall()), key=repr)
+        rows = [tuple(row) for row in cursor.fetchall()]
+        names = [str(column[0]).lower() for column in cursor.description or ()]
+        if " LIMIT " in sql and "created_at" in names and rows:
+            at = names.index("created_at")
+            oldest = min(row[at] for row in rows)
+            cut = [row for row in rows if row[at] == oldest]
+            rows = [row for row in rows if row[at] != oldest] + [("tie", oldest, len(cut))]
+        found[what] = sorted(rows, key=repr)
     return found
