@@ -488,9 +488,8 @@ def cmd_check(ctx: Context) -> int:
 
 def _check_sizes(config: Config, conn: Any) -> None:
     """The tables' size now and to come; a warning past ``[retention] max_size``."""
-    keep = retention.keep_days(config.retention)
     found = sizes.measure(
-        conn, db.Tables(config.database.prefix), keep, dt.datetime.now(dt.timezone.utc)
+        conn, db.Tables(config.database.prefix), config.retention, dt.datetime.now(dt.timezone.utc)
     )
     budget = config.retention.max_size
     warning = sizes.over_budget(found, budget) if budget else ""
@@ -533,8 +532,8 @@ def cmd_report(ctx: Context) -> int:
                 data["time_zone"] = zone_name
                 data["daily"] = report.daily(conn, tables, days, now, zone)
             if args.tables or whole:
-                keep = retention.keep_days(config.retention)
-                data["tables"] = sizes.rows(sizes.measure(conn, tables, keep, now))
+                found_sizes = sizes.measure(conn, tables, config.retention, now)
+                data["tables"] = sizes.rows(found_sizes)
     finally:
         db.close_quietly(conn)
     if args.format == "json":

@@ -195,7 +195,8 @@ class _Run:
                 self.phase = "recording the run result"
                 with self.signals.held(), db.errors_as(self.phase):
                     self.finish(conn)
-                summary.table_bytes = self.table_bytes(conn)
+                if self.config.monitoring.metrics_file:  # its only reader
+                    summary.table_bytes = self.table_bytes(conn)
         except HeartbeatError as exc:
             stopped = isinstance(exc, (coordinate.Interrupted, TakenOver))
             self.fail(started, "aborted" if stopped else "failed")

@@ -12,13 +12,13 @@ look like today's, and says nothing about a table that ``prune`` has never seen.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Optional
 
 import pymysql
 
 from heartbeat import db, retention
+from heartbeat.config import RetentionConfig
 
 DAY = dt.timedelta(days=1)
 #: Below this a table's bytes are mostly its first pages (16 KiB per index, however few
@@ -91,10 +91,11 @@ def _allocated(cur: Any, names: list[str]) -> dict[str, int]:
 
 
 def measure(
-    conn: Any, tables: db.Tables, keep: Mapping[str, int], now: dt.datetime
+    conn: Any, tables: db.Tables, settings: RetentionConfig, now: dt.datetime
 ) -> list[TableSize]:
     """Each of the job's tables that exists, with its figures (its size, and one range
-    count on its time index)."""
+    count on its time index), kept as ``settings`` say prune keeps it."""
+    keep = retention.keep_days(settings)
     since = (now - DAY).astimezone(dt.timezone.utc).replace(tzinfo=None)
     sizes = on_disk(conn, tables)
     found = []
