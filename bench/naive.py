@@ -63,6 +63,7 @@ def naive_run(conn: Any, prefix: str = "mdl_", interval_minutes: int = 30) -> in
                 run_start,
                 interval_minutes,
                 lambda: dt.datetime.now(dt.timezone.utc),
+                run_start.date(),
             )
             for row in rows.evaluations:
                 cur.execute(evaluation_sql, row)

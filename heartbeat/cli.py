@@ -26,6 +26,7 @@ from typing import Any, Callable, NoReturn, Optional, TextIO
 from heartbeat import (
     __version__,
     coordinate,
+    daily,
     db,
     explain,
     mail,
@@ -143,6 +144,13 @@ def build_parser() -> argparse.ArgumentParser:
     span = rep.add_mutually_exclusive_group()
     span.add_argument("--hours", type=_positive, metavar="N", help="each run in the last N hours")
     span.add_argument("--days", type=_positive, metavar="N", help="per-day totals over N days")
+    span.add_argument(
+        "--trends",
+        type=_positive,
+        metavar="N",
+        help="per day over N days: each scenario's, rule's and agent's counts (the daily"
+        " summary, kept [retention] days, after the per-student rows are pruned)",
+    )
     span.add_argument(
         "--tables",
         action="store_true",
@@ -513,45 +521,37 @@ def cmd_report(ctx: Context) -> int:
     try:
         with db.errors_as("reading the run history"):
             found = db.columns_of(conn, tables)
-            if tables.bare(tables.heartbeat_log) not in found:
-                raise DatabaseError(
-                    f"table {tables.bare(tables.heartbeat_log)} is missing"
-                    " (run 'alt42-heartbeat migrate')"
-                )
+            _require_table(found, tables, tables.heartbeat_log)
             with_status = "status" in found[tables.bare(tables.heartbeat_log)]
-            whole = not (args.hours or args.days or args.tables)
+            whole = not (args.hours or args.days or args.tables or args.trends)
             if args.hours or whole:
-                hours = args.hours or 24
-                data["hours"] = hours
+                hours = data["hours"] = args.hours or 24
                 data["executions"] = report.executions(conn, tables, hours, now, with_status)
-            if args.days or whole:
-                days = args.days or 7
+            if args.days or args.trends or whole:
                 setting = config.report.time_zone
                 zone, zone_name = report.zone_of(setting) if setting else report.server_zone(conn)
-                data["days"] = days
                 data["time_zone"] = zone_name
+            if args.days or whole:
+                days = data["days"] = args.days or 7
                 data["daily"] = report.daily(conn, tables, days, now, zone)
+            if args.trends:
+                _require_table(found, tables, tables.daily)
+                data["days"] = args.trends
+                first = now.astimezone(zone).date() - dt.timedelta(days=args.trends - 1)
+                data["trends"] = daily.read(conn, tables, first)
             if args.tables or whole:
-                found_sizes = sizes.measure(conn, tables, config.retention, now)
-                data["tables"] = sizes.rows(found_sizes)
+                data["tables"] = sizes.rows(sizes.measure(conn, tables, config.retention, now))
     finally:
         db.close_quietly(conn)
-    if args.format == "json":
-        ctx.print(report.as_json(data))
-        return EXIT_OK
-    sections: list[tuple[str, str]] = []
-    if "executions" in data:
-        title = f"Runs in the last {data['hours']} hour(s):"
-        sections.append((title, report.as_table(data["executions"], report.EXECUTION_COLUMNS)))
-    if "daily" in data:
-        title = f"Per day over the last {data['days']} day(s), days in {data['time_zone']}:"
-        sections.append((title, report.as_table(data["daily"], report.DAILY_COLUMNS)))
-    if "tables" in data:
-        title = "The job's tables (the server's estimates; size to come: the last day's pace"
-        title += " over the days kept; -: too small yet to tell):"
-        sections.append((title, report.tables_table(data["tables"])))
-    ctx.print("\n\n".join(f"{title}\n{table}" for title, table in sections))
+    ctx.print(report.as_json(data) if args.format == "json" else report.as_text(data))
     return EXIT_OK
+
+
+def _require_table(found: dict[str, set[str]], tables: db.Tables, table: str) -> None:
+    """A DatabaseError naming ``table`` when the job's ``migrate`` has not made it yet."""
+    if tables.bare(table) not in found:
+        name = tables.bare(table)
+        raise DatabaseError(f"table {name} is missing (run 'alt42-heartbeat migrate')")
 
 
 #: A monitoring check must answer before its caller gives up (check_nrpe's default is
@@ -576,12 +576,8 @@ def _status(ctx: Context, connect_s: int, statement_s: int) -> int:
     try:
         with db.errors_as("reading the run history"):
             found = db.columns_of(conn, tables)
-            log_columns = found.get(tables.bare(tables.heartbeat_log))
-            if log_columns is None:
-                raise DatabaseError(
-                    f"table {tables.bare(tables.heartbeat_log)} is missing"
-                    " (run 'alt42-heartbeat migrate')"
-                )
+            _require_table(found, tables, tables.heartbeat_log)
+            log_columns = found[tables.bare(tables.heartbeat_log)]
             limit = status.critical_limit(now, settings, config.monitoring.grace_minutes)
             runs = status.history(conn, tables, log_columns, now - limit)
             busy = students.has_active_sessions(

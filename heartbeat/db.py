@@ -12,7 +12,7 @@ import datetime as dt
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, Callable, ClassVar, Optional, TypeVar
 
 import pymysql
 import pymysql.constants
@@ -30,6 +30,20 @@ class Tables:
     """Prefixed table names; the prefix is validated by ``config`` (letters, digits, _)."""
 
     prefix: str
+
+    #: Every table the job knows: the site's it reads, then its own.
+    ATTRS: ClassVar[tuple[str, ...]] = (
+        "user",
+        "sessions",
+        "activity",
+        "students",
+        "profiles",
+        "biometrics",
+        "heartbeat_log",
+        "evaluation_log",
+        "event_log",
+        "daily",
+    )
 
     @property
     def user(self) -> str:
@@ -66,6 +80,10 @@ class Tables:
     @property
     def event_log(self) -> str:
         return f"`{self.prefix}alt42_event_processing_log`"
+
+    @property
+    def daily(self) -> str:
+        return f"`{self.prefix}alt42_heartbeat_daily`"
 
     def bare(self, quoted: str) -> str:
         """The name without backquotes, as information_schema spells it."""
@@ -219,20 +237,7 @@ def stream(conn: Any, sql: str, params: Any = None) -> Iterator[tuple[Any, ...]]
 
 def columns_of(conn: Any, tables: Tables) -> dict[str, set[str]]:
     """Existing ALT42 tables of the current database and their columns, in one query."""
-    names = [
-        tables.bare(getattr(tables, attr))
-        for attr in (
-            "user",
-            "sessions",
-            "activity",
-            "students",
-            "profiles",
-            "biometrics",
-            "heartbeat_log",
-            "evaluation_log",
-            "event_log",
-        )
-    ]
+    names = [tables.bare(getattr(tables, attr)) for attr in Tables.ATTRS]
     marks = ", ".join(["%s"] * len(names))
     found: dict[str, set[str]] = {}
     with conn.cursor() as cur:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from heartbeat import events, rules
+from heartbeat import daily, events, rules
 
 PRIORITY = 2
 log = logging.getLogger(__name__)
@@ -37,6 +37,7 @@ class BatchRows:
 
     evaluations: list[tuple[Any, ...]] = field(default_factory=list)
     events: list[tuple[Any, ...]] = field(default_factory=list)
+    daily: list[tuple[Any, ...]] = field(default_factory=list)  # the day's summary counts
     processed: int = 0
     failed: int = 0
     sent: int = 0  # length of the SQL that wrote them, once written
@@ -68,6 +69,19 @@ class Json:
         return f"Json({self.text!r})"
 
 
+#: What a scenario's evaluation came to: (its position, rules evaluated, ids of the
+#: rules matched). The documents are cached by it and the daily summary counts it.
+Outcome = tuple[int, int, tuple[str, ...]]
+
+
+def outcome(position: int, result: dict[str, Any]) -> Outcome:
+    return (
+        position,
+        result["rules_evaluated"],
+        tuple([match["rule_id"] for match in result["matched_rules"]]),
+    )
+
+
 class DocumentCache:
     """The JSON texts of the documents, built once per run where they repeat.
 
@@ -88,17 +102,13 @@ class DocumentCache:
             ("{" if index == 0 else ",") + to_json(scenario.scenario_id) + ":"
             for index, scenario in enumerate(book.scenarios)
         ]
-        self._heads: dict[tuple[int, int, tuple[str, ...]], Optional[tuple[str, str]]] = {}
+        self._heads: dict[Outcome, Optional[tuple[str, str]]] = {}
         self._routes: dict[tuple[str, tuple[int, ...]], str] = {}
 
-    def result(self, position: int, result: dict[str, Any]) -> tuple[Json, tuple[str, str]]:
-        """The ``evaluation_result`` of the scenario at ``position``, and its piece of
-        the event's ``scenario_results``: (its key and the same head, the tail)."""
-        key = (
-            position,
-            result["rules_evaluated"],
-            tuple([match["rule_id"] for match in result["matched_rules"]]),
-        )
+    def result(self, key: Outcome, result: dict[str, Any]) -> tuple[Json, tuple[str, str]]:
+        """The ``evaluation_result`` of the scenario whose outcome is ``key``, and its
+        piece of the event's ``scenario_results``: (its key and the same head, the tail)."""
+        position = key[0]
         if key not in self._heads:
             text = to_json({**result, "duration_ms": 0.0})
             # Only when duration_ms is the last key (it is, see rules.evaluate).
@@ -135,15 +145,17 @@ def evaluate_batch(
     run_start: dt.datetime,
     interval_minutes: int,
     clock: Callable[[], dt.datetime],
+    day: dt.date,
 ) -> BatchRows:
     """Evaluate every student of a batch; one student's failure never stops the others.
 
     Each event is created at the run's start (its ``timestamp``) and processed when its
     student is evaluated, so ``processed_at - created_at`` says how long the run took
-    to reach that student.
+    to reach that student. The batch's counts go to the summary of ``day`` (``daily``).
     """
     created = db_time(run_start)
     rows = BatchRows()
+    tally = daily.Tally()
     verbose = log.isEnabledFor(logging.DEBUG)
     for student_id in student_ids:
         state = states.get(student_id, {"student_id": student_id})
@@ -164,12 +176,15 @@ def evaluate_batch(
                 (event_id, events.EVENT_TOPIC, student_id[: events.MAX_STUDENT_ID], 0,
                  to_json({"error": message}), None, PRIORITY, "failed", stamp, created, run_id)
             )  # fmt: skip
+            tally.statuses["failed"] += 1
             if verbose:
                 log.debug("student %s: FAILED: %s", student_id, message)
             continue
         pieces = []
         for position, (scenario, result) in enumerate(zip(book.scenarios, results)):
-            document, piece = cache.result(position, result)
+            key = outcome(position, result)
+            tally.outcomes[key] += 1
+            document, piece = cache.result(key, result)
             rows.evaluations.append(
                 (event_id, scenario.scenario_id, student_id, len(scenario.rules), scenario.mode,
                  document, stamp)
@@ -180,6 +195,8 @@ def evaluate_batch(
              cache.results(pieces), cache.routing(routing), PRIORITY, "completed",
              stamp, created, run_id)
         )  # fmt: skip
+        tally.routes[tuple(routing["agents"])] += 1
+        tally.statuses["completed"] += 1
         rows.processed += 1
         if verbose:
             matched = [m["rule_id"] for r in results for m in r["matched_rules"]]
@@ -190,4 +207,5 @@ def evaluate_batch(
                 ", ".join(matched) or "none",
                 routing["strategy"],
             )
+    rows.daily = daily.rows(book, tally, day)
     return rows

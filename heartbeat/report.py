@@ -110,6 +110,26 @@ def daily(
     ]
 
 
+def as_text(data: dict[str, Any]) -> str:
+    """``report``'s sections as tables, each under its title, in the order read."""
+    sections: list[tuple[str, str]] = []
+    if "executions" in data:
+        title = f"Runs in the last {data['hours']} hour(s):"
+        sections.append((title, as_table(data["executions"], EXECUTION_COLUMNS)))
+    if "daily" in data:
+        title = f"Per day over the last {data['days']} day(s), days in {data['time_zone']}:"
+        sections.append((title, as_table(data["daily"], DAILY_COLUMNS)))
+    if "trends" in data:
+        title = f"Per day over the last {data['days']} day(s), days in {data['time_zone']}"
+        title += " (the daily summary; % = matches of events):"
+        sections.append((title, trends_table(data["trends"])))
+    if "tables" in data:
+        title = "The job's tables (the server's estimates; size to come: the last day's pace"
+        title += " over the days kept; -: too small yet to tell):"
+        sections.append((title, tables_table(data["tables"])))
+    return "\n\n".join(f"{title}\n{table}" for title, table in sections)
+
+
 def _iso(value: Any) -> str:
     if isinstance(value, dt.datetime):
         return value.strftime("%Y-%m-%d %H:%M:%S")
@@ -188,3 +208,29 @@ DAILY_COLUMNS = [
     ("avg_duration_ms", "avg duration ms"),
     ("total_errors", "errors"),
 ]
+
+
+TREND_COLUMNS = [
+    ("day", "day"),
+    ("kind", "kind"),
+    ("name", "name"),
+    ("events", "events"),
+    ("matches", "matches"),
+    ("share", "%"),
+]
+
+
+def trends_table(rows: list[dict[str, Any]]) -> str:
+    """``report --trends``: the daily summary's rows, each with its share of matches."""
+    if not rows:
+        return "(no summary rows: the job has not run in these days)"
+    shown = [
+        {
+            **row,
+            "share": f"{100 * row['matches'] / row['events']:.1f}"
+            if row["events"] and row["kind"] != "status"
+            else "",
+        }
+        for row in rows
+    ]
+    return as_table(shown, TREND_COLUMNS)

@@ -1,4 +1,4 @@
-"""``alt42-heartbeat prune``: delete old rows of the job's three tables, gently.
+"""``alt42-heartbeat prune``: delete old rows of the job's tables, gently.
 
 Deletes go in small batches (``DELETE ... WHERE t < cutoff ORDER BY t LIMIT n``, one
 short transaction each) along the time indexes ``migrate`` creates, in the index's own
@@ -28,9 +28,13 @@ DATED_COLUMNS = {
     "evaluation_log": "evaluated_at",
     "event_log": "created_at",
     "heartbeat_log": "created_at",
+    "daily": "day",
 }
-#: The per-student rows, kept ``[retention] detail_days``; the run rows ``days``.
+#: The per-student rows, kept ``[retention] detail_days``; the run rows and the daily
+#: summary ``days``.
 DETAIL_TABLES = ("evaluation_log", "event_log")
+#: Tables dated by a day (a DATE): a day goes once all of it is older than the cutoff.
+DAY_TABLES = ("daily",)
 
 
 def keep_days(retention: RetentionConfig) -> dict[str, int]:
@@ -52,6 +56,8 @@ def prune(
     deleted: dict[str, int] = {}
     for attr in DATED_COLUMNS:
         cutoff = older_than[attr].astimezone(dt.timezone.utc).replace(tzinfo=None)
+        if attr in DAY_TABLES:  # a day stays while any of it is within the retention
+            cutoff = dt.datetime.combine(cutoff.date() - dt.timedelta(days=1), dt.time())
         table = getattr(tables, attr)
         total = 0
         statement = batch_statement(tables, attr, batch_size)

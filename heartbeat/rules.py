@@ -40,6 +40,8 @@ OPERATORS = (
     "matches",
 )
 SHIPPED_RULE_BOOK = "rulebook.json"
+#: A rule's name in the daily summary is ``scenario/rule`` in 100 characters.
+MAX_RULE_ID = 80
 
 
 @dataclass(frozen=True)
@@ -342,6 +344,8 @@ class _Loader:
 
     def rule(self, rule_id: str, raw: Any) -> Rule:
         where = f"rules.{rule_id}"
+        if not 0 < len(rule_id) <= MAX_RULE_ID:
+            raise self.fail(where, f"a rule id is 1 to {MAX_RULE_ID} characters")
         if not isinstance(raw, dict):
             raise self.fail(where, "a rule must be an object")
         required = {"priority", "confidence", "action", "rationale", "conditions"}

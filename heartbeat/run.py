@@ -22,7 +22,19 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Optional
 
-from heartbeat import coordinate, db, evaluate, pacing, rules, schema, sizes, store, students
+from heartbeat import (
+    coordinate,
+    daily,
+    db,
+    evaluate,
+    pacing,
+    report,
+    rules,
+    schema,
+    sizes,
+    store,
+    students,
+)
 from heartbeat.config import Config
 from heartbeat.errors import (
     EXIT_ABORTED,
@@ -291,6 +303,7 @@ class _Run:
         settings, summary = self.config.heartbeat, self.summary
         deadline = started + settings.max_run_minutes * 60
         cache = evaluate.DocumentCache(self.book)
+        day = self.summary_day(conn, run_start)
         with self.signals.held():
             pacer = pacing.Pacer(
                 self.config.pacing,
@@ -341,6 +354,7 @@ class _Run:
                     run_start,
                     settings.interval_minutes,
                     self.clock,
+                    day,
                 )
                 self.phase = "writing results"
                 handed += rows.row_count
@@ -350,6 +364,15 @@ class _Run:
                     self.done(rows)
             if writer:
                 writer.wait()
+
+    def summary_day(self, conn: Any, run_start: dt.datetime) -> dt.date:
+        """The day this run counts in for the daily summary: the day ``report`` counts
+        it in (``[report] time_zone``, else the database server's zone)."""
+        setting = self.config.report.time_zone
+        self.phase = "reading the database server's time zone"
+        with db.errors_as(self.phase):
+            zone = report.zone_of(setting)[0] if setting else report.server_zone(conn)[0]
+        return daily.day_of(run_start, zone)
 
     def done(self, rows: evaluate.BatchRows) -> None:
         """A batch is done: committed (told by the writer), or evaluated in a dry run."""

@@ -16,6 +16,7 @@ from typing import Any, Optional
 
 import pymysql
 
+from heartbeat import daily
 from heartbeat.db import Tables, columns_of
 from heartbeat.errors import DatabaseError
 
@@ -98,6 +99,17 @@ CREATE: dict[str, str] = {
             KEY idx_created_at (created_at),
             KEY idx_run (run_id)
         ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4{options}""",
+    # the daily summary (heartbeat/daily.py): a few dozen rows a day, kept as long as
+    # the run rows; the key's first column is what prune deletes by
+    "daily": """
+        CREATE TABLE IF NOT EXISTS {table} (
+            day DATE NOT NULL,
+            kind VARCHAR(8) NOT NULL,
+            name VARCHAR(100) NOT NULL,
+            events INT UNSIGNED NOT NULL DEFAULT 0,
+            matches INT UNSIGNED NOT NULL DEFAULT 0,
+            PRIMARY KEY (day, kind, name)
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4{options}""",
 }
 
 #: The per-student tables (nearly all the bytes: docs/footprint.md) are created with
@@ -124,6 +136,7 @@ EXTRA_COLUMNS: dict[str, dict[str, str]] = {
     },
     "evaluation_log": {},
     "event_log": {"run_id": "CHAR(36) NULL DEFAULT NULL"},
+    "daily": {},
 }
 
 #: Index name -> its columns; a name starting with ``uq_`` is a unique index. An index
@@ -137,6 +150,7 @@ EXTRA_INDEXES: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "evaluation_log": {"idx_evaluated_at": ("evaluated_at",)},
     "event_log": {"idx_created_at": ("created_at",), "idx_run": ("run_id",)},
+    "daily": {},
 }
 
 #: What each unique index guarantees (``check`` names it when the index is missing).
@@ -198,6 +212,7 @@ WRITE_COLUMNS: dict[str, set[str]] = {
     },
     "evaluation_log": set(EVALUATION_COLUMNS),
     "event_log": set(EVENT_COLUMNS),
+    "daily": set(daily.COLUMNS),
 }
 
 
@@ -235,10 +250,12 @@ def _plugin_fix(attr: str, column: str = "") -> str:
 
 @dataclass(frozen=True)
 class Change:
-    """One step of ``migrate``: what it does (for the operator) and its DDL."""
+    """One step of ``migrate``: what it does (for the operator), its DDL, and the
+    table it changes (its name as information_schema spells it)."""
 
     what: str
     sql: str
+    table: str
 
 
 def plan(conn: Any, tables: Tables) -> list[Change]:
@@ -265,7 +282,7 @@ def plan(conn: Any, tables: Tables) -> list[Change]:
                             log.info("The per-student tables go uncompressed: %s", cannot_compress)
                     options = "" if cannot_compress else COMPRESSED
                 what = f"create table {name}" + (" (compressed)" if options else "")
-                changes.append(Change(what, create.format(table=table, options=options)))
+                changes.append(Change(what, create.format(table=table, options=options), name))
                 continue
             for column, definition in EXTRA_COLUMNS[attr].items():
                 if column not in columns:
@@ -273,6 +290,7 @@ def plan(conn: Any, tables: Tables) -> list[Change]:
                         Change(
                             f"add column {name}.{column}",
                             f"ALTER TABLE {table} ADD COLUMN `{column}` {definition}",
+                            name,
                         )
                     )
             length = columns.get("student_id")
@@ -282,6 +300,7 @@ def plan(conn: Any, tables: Tables) -> list[Change]:
                     Change(
                         f"widen {name}.student_id to {STUDENT_ID_LENGTH} characters",
                         f"ALTER TABLE {table} MODIFY {definition}",
+                        name,
                     )
                 )
             indexes = _indexes(cur, name)
@@ -294,6 +313,7 @@ def plan(conn: Any, tables: Tables) -> list[Change]:
                         Change(
                             f"add index {name}.{index}",
                             f"ALTER TABLE {table} ADD {kind} `{index}` ({cols})",
+                            name,
                         )
                     )
     conn.commit()
@@ -330,6 +350,7 @@ MDL_WAIT_S = 2
 MDL_TRIES = 5
 MDL_PAUSE_S = 3
 LOCK_WAIT_TIMEOUT = 1205
+TABLE_ACCESS_DENIED = 1142
 
 
 def migrate(conn: Any, tables: Tables) -> int:
@@ -345,7 +366,7 @@ def migrate(conn: Any, tables: Tables) -> int:
         for change in changes:
             _execute_ddl(cur, change)
             if change.what.startswith("create table"):
-                _check_visible(cur, change.what.split()[2])
+                _check_visible(cur, change.table)
             log.info(_past(change.what))
     conn.commit()
     return len(changes)
@@ -437,6 +458,7 @@ def compress(conn: Any, tables: Tables, pending: list[Conversion]) -> int:
                     f"compress table {table.name}",
                     f"ALTER TABLE {getattr(tables, table.attr)} PAGE_COMPRESSED=1,"
                     " ALGORITHM=INPLACE, LOCK=NONE",
+                    table.name,
                 ),
             )
             log.info("compressed table %s in %.0f s", table.name, time.monotonic() - started)
@@ -450,6 +472,8 @@ def _execute_ddl(cur: Any, change: Change) -> None:
             cur.execute(change.sql)
             return
         except pymysql.err.OperationalError as exc:
+            if exc.args[0] == TABLE_ACCESS_DENIED:
+                raise DatabaseError(_denied(cur, change, str(exc.args[1]))) from None
             if exc.args[0] != LOCK_WAIT_TIMEOUT:
                 raise
             if attempt < MDL_TRIES:
@@ -465,6 +489,21 @@ def _execute_ddl(cur: Any, change: Change) -> None:
         f" {MDL_TRIES} tries of {MDL_WAIT_S} s; nothing else waited behind it longer;"
         " run migrate again when that session is done (a backup's transaction, a long"
         " report)"
+    )
+
+
+def _denied(cur: Any, change: Change, server_says: str) -> str:
+    """The line for a change this database user may not make: the GRANT that lets it
+    (a site that granted per table, as the README shows, has no grant on a table a
+    later release adds)."""
+    cur.execute("SELECT DATABASE(), CURRENT_USER()")
+    database, account = cur.fetchone()
+    user, _, host = str(account).rpartition("@")
+    return (
+        f"migrate could not {change.what}: {server_says}; as the database's administrator,"
+        f" run GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER ON `{database}`."
+        f"`{change.table}` TO '{user}'@'{host}' and migrate again (README: Database"
+        " privileges); the changes before it are made, each complete"
     )
 
 

@@ -62,11 +62,12 @@ def on_disk(conn: Any, tables: db.Tables) -> dict[str, tuple[int, int]]:
     page compression saves shows only there), else the pages' bytes (data and indexes,
     as information_schema says). Two short reads: cheap enough for every run."""
     names = [tables.bare(getattr(tables, attr)) for attr in retention.DATED_COLUMNS]
+    marks = ", ".join(["%s"] * len(names))
     with conn.cursor() as cur:
         cur.execute(
             "SELECT TABLE_NAME, DATA_LENGTH + INDEX_LENGTH, TABLE_ROWS"
             " FROM information_schema.TABLES"
-            " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (%s, %s, %s)",
+            f" WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN ({marks})",
             names,
         )
         found = {str(row[0]): (int(row[1] or 0), int(row[2] or 0)) for row in cur.fetchall()}
@@ -77,12 +78,11 @@ def on_disk(conn: Any, tables: db.Tables) -> dict[str, tuple[int, int]]:
 
 def _allocated(cur: Any, names: list[str]) -> dict[str, int]:
     """Table name -> bytes its file takes on disk, where the server shows it to us."""
+    paths = ", ".join(["CONCAT(DATABASE(), '/', %s)"] * len(names))
     try:
         cur.execute(
             "SELECT SUBSTRING_INDEX(NAME, '/', -1), ALLOCATED_SIZE"
-            " FROM information_schema.INNODB_SYS_TABLESPACES WHERE NAME IN"
-            " (CONCAT(DATABASE(), '/', %s), CONCAT(DATABASE(), '/', %s),"
-            " CONCAT(DATABASE(), '/', %s))",
+            f" FROM information_schema.INNODB_SYS_TABLESPACES WHERE NAME IN ({paths})",
             names,
         )
     except pymysql.err.MySQLError:  # no PROCESS privilege, or not MariaDB

@@ -18,7 +18,7 @@ from typing import Any, Callable, Optional
 
 import pymysql
 
-from heartbeat import __version__, db, schema
+from heartbeat import __version__, daily, db, schema
 from heartbeat.config import DatabaseConfig
 from heartbeat.errors import ConfigError, TakenOver
 from heartbeat.evaluate import BatchRows, Json
@@ -279,6 +279,8 @@ def batch_statements(conn: Any, tables: db.Tables, rows: BatchRows) -> list[byte
                 f" VALUES ({', '.join(['%s'] * len(schema.EVENT_COLUMNS))})",
                 rows.events,
             )
+        if rows.daily:
+            cur.executemany(daily.upsert_statement(tables), rows.daily)
         statements: list[bytes] = cur.statements
     return statements
 

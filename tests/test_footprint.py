@@ -24,6 +24,8 @@ from tests.test_plugin_tables import PLUGIN_LOG_TABLES
 EVALUATIONS = "mdl_alt42_scenario_evaluation_log"
 EVENTS = "mdl_alt42_event_processing_log"
 RUNS = "mdl_alt42_heartbeat_log"
+DAILY = "mdl_alt42_heartbeat_daily"
+OWN_TABLES = (EVALUATIONS, EVENTS, RUNS, DAILY)
 
 
 def _age_rows(site: Site, days: int, count: int = 3) -> None:
@@ -155,11 +157,11 @@ def test_report_shows_each_tables_size_growth_and_size_to_come(demo_site: Site) 
     result = demo_site.cli("report", "--tables", "--format", "json")
     assert result.returncode == 0, result.stderr
     tables = {row["table"]: row for row in json.loads(result.stdout)["tables"]}
-    assert list(tables) == [EVALUATIONS, EVENTS, RUNS]
+    assert list(tables) == [EVALUATIONS, EVENTS, RUNS, DAILY]
     assert tables[EVALUATIONS]["rows_last_day"] == 5 * (15000 + students)
     assert tables[EVENTS]["rows_last_day"] == 15000 + students
     assert tables[RUNS]["rows_last_day"] == 1
-    assert [row["keep_days"] for row in tables.values()] == [35, 35, 400]
+    assert [row["keep_days"] for row in tables.values()] == [35, 35, 400, 400]
     for row in (tables[EVALUATIONS], tables[EVENTS]):
         assert row["bytes"] >= sizes.MIN_BYTES_TO_ESTIMATE
         per_row = row["bytes"] / row["rows"]
@@ -204,7 +206,8 @@ def _options(site: Site) -> dict[str, str]:
     return dict(
         site.query(
             "SELECT TABLE_NAME, CREATE_OPTIONS FROM information_schema.TABLES"
-            " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE 'mdl_alt42_%log'"
+            " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN %s",
+            (OWN_TABLES,),
         )
     )
 
@@ -247,11 +250,12 @@ def test_the_metrics_file_holds_each_tables_bytes(demo_site: Site, tmp_path: Pat
     server = dict(
         demo_site.query(
             "SELECT TABLE_NAME, DATA_LENGTH + INDEX_LENGTH FROM information_schema.TABLES"
-            " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE 'mdl_alt42_%log'"
+            " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN %s",
+            (OWN_TABLES,),
         )
     )
     assert written == {name: str(size) for name, size in server.items()}
-    assert set(written) == {EVALUATIONS, EVENTS, RUNS}
+    assert set(written) == set(OWN_TABLES)
 
 
 @pytest.mark.parametrize(("release", "written"), [("0.4.0", True), ("0.3.0", False)])
@@ -396,7 +400,8 @@ def test_report_shows_the_files_bytes_where_the_server_shows_them(
     pages = dict(
         demo_site.query(
             "SELECT TABLE_NAME, DATA_LENGTH + INDEX_LENGTH FROM information_schema.TABLES"
-            " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE 'mdl_alt42_%log'"
+            " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN %s",
+            (OWN_TABLES,),
         )
     )
     with mariadb.connect() as conn, conn.cursor() as cur:
@@ -412,7 +417,7 @@ def test_report_shows_the_files_bytes_where_the_server_shows_them(
         assert result.returncode == 0, result.stderr
         return {row["table"]: row["bytes"] for row in json.loads(result.stdout)["tables"]}
 
-    assert reported() == {name: pages[name] for name in (EVALUATIONS, EVENTS, RUNS)}
+    assert reported() == {name: pages[name] for name in OWN_TABLES}
     mariadb.create_user("alt42_sizes", "sizes-pw", f"GRANT ALL ON `{demo_site.name}`.* TO {{user}}")
     with mariadb.connect() as conn, conn.cursor() as cur:
         cur.execute("GRANT PROCESS ON *.* TO 'alt42_sizes'@'localhost'")
@@ -421,7 +426,7 @@ def test_report_shows_the_files_bytes_where_the_server_shows_them(
     text = ini.read_text().replace("user = alt42\n", "user = alt42_sizes\n")
     ini.write_text(text.replace(f"password = {DB_PASSWORD}", "password = sizes-pw"))
     on_disk = reported()
-    assert on_disk == {name: files[name] for name in (EVALUATIONS, EVENTS, RUNS)}
+    assert on_disk == {name: files[name] for name in OWN_TABLES}
     assert on_disk[EVALUATIONS] < pages[EVALUATIONS] / 2  # what page compression saved
 
 
