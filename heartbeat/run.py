@@ -137,7 +137,10 @@ def check_schema(conn: Any, tables: db.Tables) -> tuple[dict[str, set[str]], dic
         found = db.columns_of(conn, tables)
         collations = db.collations_of(conn, tables)
     problems = schema.missing_schema(found, tables)
-    if problems:
+    if problems:  # a table this account may not see looks missing: say which it is
+        with db.errors_as("checking the schema"):
+            denied = schema.privilege_problems(conn, tables)
+        problems = schema.missing_schema(found, tables, denied)
         raise DatabaseError("schema: " + "; ".join(problems))
     return found, collations
 

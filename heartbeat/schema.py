@@ -216,11 +216,18 @@ WRITE_COLUMNS: dict[str, set[str]] = {
 }
 
 
-def missing_schema(found: dict[str, set[str]], tables: Tables) -> list[str]:
-    """Problems with the schema, one sentence each (empty when all is there)."""
+def missing_schema(
+    found: dict[str, set[str]], tables: Tables, denied: Optional[dict[str, str]] = None
+) -> list[str]:
+    """Problems with the schema, one sentence each (empty when all is there). A table
+    in ``denied`` (``privilege_problems``) is not shown to this account, which may not
+    use it: its line says so, not that it is missing."""
     problems = []
     for attr, needed in {**READ_COLUMNS, **WRITE_COLUMNS}.items():
         name = tables.bare(getattr(tables, attr))
+        if name not in found and name in (denied or {}):
+            problems.append((denied or {})[name])
+            continue
         if name not in found:
             fix = "run 'alt42-heartbeat migrate'" if attr in WRITE_COLUMNS else _plugin_fix(attr)
             problems.append(f"table {name} is missing ({fix})")
@@ -282,7 +289,8 @@ def plan(conn: Any, tables: Tables) -> list[Change]:
                             log.info("The per-student tables go uncompressed: %s", cannot_compress)
                     options = "" if cannot_compress else COMPRESSED
                 what = f"create table {name}" + (" (compressed)" if options else "")
-                changes.append(Change(what, create.format(table=table, options=options), name))
+                sql = create.format(table=table, options=options)
+                changes.append(Change(what, sql, name))
                 continue
             for column, definition in EXTRA_COLUMNS[attr].items():
                 if column not in columns:
@@ -350,7 +358,6 @@ MDL_WAIT_S = 2
 MDL_TRIES = 5
 MDL_PAUSE_S = 3
 LOCK_WAIT_TIMEOUT = 1205
-TABLE_ACCESS_DENIED = 1142
 
 
 def migrate(conn: Any, tables: Tables) -> int:
@@ -472,7 +479,7 @@ def _execute_ddl(cur: Any, change: Change) -> None:
             cur.execute(change.sql)
             return
         except pymysql.err.OperationalError as exc:
-            if exc.args[0] == TABLE_ACCESS_DENIED:
+            if exc.args[0] in TABLE_ACCESS_DENIED_CODES:
                 raise DatabaseError(_denied(cur, change, str(exc.args[1]))) from None
             if exc.args[0] != LOCK_WAIT_TIMEOUT:
                 raise
@@ -496,15 +503,73 @@ def _denied(cur: Any, change: Change, server_says: str) -> str:
     """The line for a change this database user may not make: the GRANT that lets it
     (a site that granted per table, as the README shows, has no grant on a table a
     later release adds)."""
+    grant = _grant(cur, change.table, (*GRANTED, "CREATE", "ALTER"))
+    return (
+        f"migrate could not {change.what}: {server_says}; as the database's administrator,"
+        f" run {grant} and migrate again (README: Database privileges); the changes"
+        " before it are made, each complete"
+    )
+
+
+def _grant(cur: Any, table: str, privileges: tuple[str, ...]) -> str:
+    """The GRANT of ``privileges`` on ``table`` to this session's account."""
     cur.execute("SELECT DATABASE(), CURRENT_USER()")
     database, account = cur.fetchone()
     user, _, host = str(account).rpartition("@")
-    return (
-        f"migrate could not {change.what}: {server_says}; as the database's administrator,"
-        f" run GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER ON `{database}`."
-        f"`{change.table}` TO '{user}'@'{host}' and migrate again (README: Database"
-        " privileges); the changes before it are made, each complete"
-    )
+    return f"GRANT {', '.join(privileges)} ON `{database}`.`{table}` TO '{user}'@'{host}'"
+
+
+#: What the job does to each of its tables (run, prune, report, status), which ``check``
+#: probes; the GRANT it suggests is the README's (``GRANTED``; ``migrate`` needs CREATE
+#: and ALTER besides).
+PRIVILEGES: dict[str, tuple[str, ...]] = {
+    "heartbeat_log": ("SELECT", "INSERT", "UPDATE", "DELETE"),
+    "evaluation_log": ("SELECT", "INSERT", "DELETE"),
+    "event_log": ("SELECT", "INSERT", "DELETE"),
+    "daily": ("SELECT", "INSERT", "UPDATE", "DELETE"),
+}
+GRANTED = ("SELECT", "INSERT", "UPDATE", "DELETE")
+TABLE_ACCESS_DENIED_CODES = (1142, 1143)  # a table's, a column's privilege
+NOT_THERE_CODES = (1146, 1054)  # no such table, no such column
+
+
+def privilege_problems(conn: Any, tables: Tables) -> dict[str, str]:
+    """Each of the job's tables this account may not use as the job does (its name ->
+    the line, with the GRANT that fixes it): a statement of each kind that touches no row
+    (``WHERE FALSE``) is refused only for want of the privilege; a table that is not
+    there, or lacks a column, is left to ``missing_schema``. ``check`` runs this, and the
+    role runs ``check`` as the job's user before it switches to a release: a table a
+    release adds (made by migrate's own account) is not switched to without the job's
+    grant on it."""
+    problems = {}
+    with conn.cursor() as cur:
+        for attr, privileges in PRIVILEGES.items():
+            table, name = getattr(tables, attr), tables.bare(getattr(tables, attr))
+            column = f"`{sorted(WRITE_COLUMNS[attr])[0]}`"
+            probes = {
+                "SELECT": f"SELECT 1 FROM {table} WHERE FALSE",
+                "INSERT": f"INSERT INTO {table} SELECT * FROM {table} WHERE FALSE",
+                "UPDATE": f"UPDATE {table} SET {column} = {column} WHERE FALSE",
+                "DELETE": f"DELETE FROM {table} WHERE FALSE",
+            }
+            refused = []
+            for privilege in privileges:
+                try:
+                    cur.execute(probes[privilege])
+                except pymysql.err.MySQLError as exc:
+                    if exc.args[0] in NOT_THERE_CODES:
+                        break
+                    if exc.args[0] not in TABLE_ACCESS_DENIED_CODES:
+                        raise
+                    refused.append(privilege)
+            if refused:
+                problems[name] = (
+                    f"this database user may not {', '.join(refused)} table {name}; as the"
+                    f" database's administrator, run {_grant(cur, name, GRANTED)}"
+                    " (README: Database privileges)"
+                )
+    conn.rollback()
+    return problems
 
 
 def _blocker(cur: Any) -> str:
@@ -598,7 +663,8 @@ def _serves(index: tuple[bool, tuple[str, ...]], wanted: tuple[str, ...], unique
 def schema_problems(conn: Any, tables: Tables) -> list[str]:
     """``missing_schema`` against the live database, and the unique indexes the job's
     promises rest on (one run per slot across servers, one row per run)."""
-    problems = missing_schema(columns_of(conn, tables), tables)
+    denied = privilege_problems(conn, tables)
+    problems = missing_schema(columns_of(conn, tables), tables, denied)
     if problems:
         return problems
     with conn.cursor() as cur:
@@ -613,4 +679,4 @@ def schema_problems(conn: Any, tables: Tables) -> list[str]:
                         f"table {name} has no unique index on {', '.join(columns)} (without"
                         f" it {UNIQUE_BECAUSE[index]}; run 'alt42-heartbeat migrate')"
                     )
-    return problems
+    return problems or list(denied.values())

@@ -290,6 +290,45 @@ def test_an_upgrade_that_adds_a_table_names_the_grant_it_needs(
     ) == demo_site.scalar("SELECT students_processed FROM mdl_alt42_heartbeat_log")
 
 
+def test_check_names_the_grant_the_jobs_account_lacks(
+    demo_site: Site, job_user: str, tmp_path: Path
+) -> None:
+    """The role migrates with an account of its own and then runs the new release's
+    check as the job's user before it switches: a table the release added (made by
+    migrate's account) without the job's grant on it stops the switch with the GRANT,
+    instead of every run failing at its first batch."""
+    daily = "mdl_alt42_heartbeat_daily"
+    grants, revokes = readme_grants()
+    _as_root(demo_site, [g for g in grants if daily not in g])
+    _as_root(demo_site, [r for r in revokes if daily not in r])
+    ini = _job_ini(demo_site, tmp_path)
+
+    checked = run_cli("--config", str(ini), "check")
+    _one_line_exit_3(
+        checked, f"this database user may not SELECT, INSERT, UPDATE, DELETE table {daily}"
+    )
+    assert (
+        f"run GRANT SELECT, INSERT, UPDATE, DELETE ON `{demo_site.name}`.`{daily}`"
+        f" TO '{JOB_USER}'@'localhost' (README: Database privileges)"
+    ) in checked.stderr
+    ran = run_cli("--config", str(ini), "run")  # what every run would meet
+    _one_line_exit_3(ran, f"may not SELECT, INSERT, UPDATE, DELETE table {daily}; as the")
+    assert demo_site.scalar("SELECT COUNT(*) FROM mdl_alt42_event_processing_log") == 0
+
+    grant = re.search(r"run (GRANT .+? TO '[^']+'@'[^']+')", checked.stderr)
+    assert grant, checked.stderr
+    _as_root(demo_site, [grant[1]])
+    assert run_cli("--config", str(ini), "check").returncode == 0
+    # a privilege the job uses taken away elsewhere: named as well
+    _as_root(demo_site, [
+        f"REVOKE DELETE ON `moodle`.`mdl_alt42_event_processing_log` FROM '{JOB_USER}'@'localhost'"
+    ])  # fmt: skip
+    _one_line_exit_3(
+        run_cli("--config", str(ini), "check"),
+        "this database user may not DELETE table mdl_alt42_event_processing_log",
+    )
+
+
 def test_migrate_that_cannot_see_the_columns_says_so(
     site: Site, job_user: str, tmp_path: Path
 ) -> None:

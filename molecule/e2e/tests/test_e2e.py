@@ -34,7 +34,7 @@ def test_migrate_as_www_data(host):
     again = host.run(x.as_www_data(command))
     assert again.rc == 0, again
     tables = {r[0] for r in x.sql(host, "SHOW TABLES")}
-    assert {x.HEARTBEAT_LOG, EVALUATION_LOG, EVENT_LOG} <= tables
+    assert {x.HEARTBEAT_LOG, EVALUATION_LOG, EVENT_LOG, "mdl_alt42_heartbeat_daily"} <= tables
 
 
 def wait_for_a_slot_nobody_ran(host) -> None:
