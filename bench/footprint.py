@@ -46,7 +46,14 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench import population  # noqa: E402
-from bench.run import BENCH_PASSWORD, BENCH_USER, PREFIX, export_commit, write_job_ini  # noqa: E402
+from bench.run import (  # noqa: E402
+    BENCH_PASSWORD,
+    BENCH_USER,
+    PREFIX,
+    export_commit,
+    knows_pacing,
+    write_job_ini,
+)
 from heartbeat.config import RetentionConfig  # noqa: E402
 from tests.mariadb_server import MariaDBServer  # noqa: E402
 from tests.plugin_readers import AGENT_STATS, AGENTS, agent_params  # noqa: E402
@@ -157,9 +164,8 @@ class Footprint:
         database = f"alt42_fp_{number}"
         self.server.create_database(database, prefix=PREFIX)
         self.sql(None, f"GRANT ALL ON `{database}`.* TO '{BENCH_USER}'@'localhost'")
-        knows_pacing = "max_rows_per_second" in (code / "heartbeat" / "config.py").read_text()
         ini = write_job_ini(
-            self.tmp / f"{database}.ini", self.server.socket, database, knows_pacing
+            self.tmp / f"{database}.ini", self.server.socket, database, knows_pacing(code)
         )
         self.cli(code, ini, "migrate")
         with self.server.connect(database, local_infile=True) as conn:

@@ -131,13 +131,14 @@ class Bench:
             )
             return {str(name): int(value) for name, value in cur.fetchall()}
 
-    def write_ini(self, database: str, baseline: bool = False) -> Path:
+    def write_ini(self, database: str, code: Path = ROOT) -> Path:
         """The job's INI; unpaced (the bench measures how fast the job can go; the
-        neighbour bench, bench/harm.py, measures pacing). ``baseline``: for the job of
-        ``--compare REV``, which may not know [pacing]."""
-        path = self.tmp / f"{database}{'-baseline' if baseline else ''}.ini"
+        neighbour bench, bench/harm.py, measures pacing) where the job of ``code`` knows
+        [pacing] (a ``--compare`` commit before it refuses the section; one after it
+        would otherwise spread its writes at the shipped default)."""
+        path = self.tmp / f"{database}{'-baseline' if code != ROOT else ''}.ini"
         extra = [f"batch_size = {self.args.batch_size}"] if self.args.batch_size else []
-        return write_job_ini(path, self.server.socket, database, unpaced=not baseline, extra=extra)
+        return write_job_ini(path, self.server.socket, database, knows_pacing(code), extra=extra)
 
     def cli(
         self, ini: Path, *args: str, wrapper: tuple[str, ...] = (), code: Path = ROOT
@@ -241,7 +242,7 @@ class Bench:
         before = self.status()
         code_dir = self.baselines[baseline] if baseline else ROOT
         if baseline:
-            ini = self.write_ini(ini.stem, baseline=True)
+            ini = self.write_ini(ini.stem, code_dir)
         code, wall, rss, out, err = self.cli(ini, "run", "--json", wrapper=wrapper, code=code_dir)
         after = self.status()
         if code != 0:
@@ -351,6 +352,11 @@ class Bench:
 
 
 # ---------------------------------------------------------------------- reporting
+
+
+def knows_pacing(code: Path) -> bool:
+    """Whether the job in ``code`` has the [pacing] section (the benches turn it off)."""
+    return "max_rows_per_second" in (code / "heartbeat" / "config.py").read_text()
 
 
 def write_job_ini(
