@@ -159,16 +159,6 @@ def _equal(left: Any, right: Any) -> bool:
     return bool(left == right)
 
 
-def _ordered(compare: Callable[[float, float], bool]) -> Callable[[Any, Any], bool]:
-    def check(left: Any, right: Any) -> bool:
-        left_number, right_number = _number(left), _number(right)
-        if left_number is None or right_number is None:
-            return False
-        return compare(left_number, right_number)
-
-    return check
-
-
 def _contains(left: Any, right: Any) -> bool:
     if isinstance(left, (list, tuple)):
         return any(_equal(item, right) for item in left)
@@ -205,11 +195,9 @@ _ORDER: dict[str, Callable[[float, float], bool]] = {
 
 
 def _compare_to(field: str, op: str, value: Any) -> Predicate:
-    """A comparison with a constant, the constant's number worked out once.
-
-    The same answers as ``_BINARY[op](state[field], value)`` with a missing or null
-    field false, for the operators ``==``, ``!=``, ``<``, ``<=``, ``>``, ``>=``.
-    """
+    """A comparison with a constant (``==``, ``!=``, ``<``, ``<=``, ``>``, ``>=``), the
+    constant's number worked out once: equality as ``_equal`` says it, an order between
+    two numbers only; a missing or null field is false."""
     right = _number(value)
     if op in _ORDER:
         compare = _ORDER[op]
@@ -247,20 +235,6 @@ def _member_of(items: tuple[Any, ...]) -> Callable[[Any], bool]:
 
         return member
     return lambda left: any(_equal(left, item) for item in items)
-
-
-_BINARY: dict[str, Callable[[Any, Any], bool]] = {
-    "==": _equal,
-    "!=": lambda left, right: not _equal(left, right),
-    "<": _ordered(lambda a, b: a < b),
-    "<=": _ordered(lambda a, b: a <= b),
-    ">": _ordered(lambda a, b: a > b),
-    ">=": _ordered(lambda a, b: a >= b),
-    "in": lambda left, right: any(_equal(left, item) for item in right),
-    "not_in": lambda left, right: not any(_equal(left, item) for item in right),
-    "contains": _contains,
-    "not_contains": lambda left, right: not _contains(left, right),
-}
 
 
 # --------------------------------------------------------------------------- loading
@@ -339,8 +313,10 @@ class _Loader:
             raise self.fail(where, f"{operator} needs a single value, not {type(value).__name__}")
         if operator in ("==", "!=", "<", "<=", ">", ">="):
             return _compare_to(field, operator, value)
-        compare = _BINARY[operator]
-        return lambda state: (left := state.get(field)) is not None and compare(left, value)
+        wanted = operator == "contains"  # else not_contains
+        return lambda state: (
+            (left := state.get(field)) is not None and _contains(left, value) is wanted
+        )
 
     def rule(self, rule_id: str, raw: Any) -> Rule:
         where = f"rules.{rule_id}"

@@ -82,7 +82,7 @@ def test_random_text_is_accepted_or_refused_with_config_error(text: str) -> None
 @FUZZ
 @given(JSONISH)
 def test_any_json_value_is_refused_with_config_error(raw: Any) -> None:
-    _parse(json.dumps(raw))
+    assert _parse(json.dumps(raw)) is None  # refused, in one line naming the source
 
 
 def _condition() -> st.SearchStrategy[Any]:
@@ -331,7 +331,15 @@ def test_any_bytes_as_config_php_load_or_fail_with_config_error(data: bytes) -> 
         assert str(exc).startswith(str(path))
         assert "\n" not in str(exc)
         return
-    assert settings_read is not None
+    # what it read is a value of the key's type, or a one-line problem naming the file
+    for key in ("dbtype", "host", "name", "user", "password", "prefix", "port", "socket"):
+        if key in settings_read.problems:
+            with pytest.raises(ConfigError) as problem:
+                settings_read.require(key)
+            assert str(problem.value).startswith(str(path)) and "\n" not in str(problem.value)
+        else:
+            value = settings_read.require(key)
+            assert value is None or isinstance(value, int if key == "port" else str), key
 
 
 def teardown_module() -> None:
