@@ -56,7 +56,7 @@ def validate_event(event: Mapping[str, Any]) -> None:
         raise EventError(f"student_id is longer than {MAX_STUDENT_ID} characters")
 
 
-def _number(value: Any) -> Optional[float]:
+def _fact_number(value: Any) -> Optional[float]:
     try:
         return None if value is None or isinstance(value, bool) else float(value)
     except (TypeError, ValueError):
@@ -85,7 +85,7 @@ ROUTES: tuple[
     tuple[str, str, Callable[[Mapping[str, Any], dt.datetime], bool], tuple[int, ...]], ...
 ] = (
     ("high_stress", "stress_level >= 8",
-     lambda f, _: (_number(f.get("stress_level")) or 0.0) >= 8, (8, 19, 20)),
+     lambda f, _: (_fact_number(f.get("stress_level")) or 0.0) >= 8, (8, 19, 20)),
     ("learning_dropout", "activity_status == dropped",
      lambda f, _: f.get("activity_status") == "dropped", (9, 16, 17, 19)),
     ("exam_urgent", "exam_date within 3 days", _exam_within(3), (3, 5, 12, 17)),

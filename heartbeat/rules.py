@@ -108,7 +108,7 @@ class RuleBook:
 # --------------------------------------------------------------------------- operators
 
 
-def _number(value: Any) -> Optional[float]:
+def _numeric(value: Any) -> Optional[float]:
     """A float for numbers and numeric strings; None for anything else (bools included)."""
     kind = type(value)
     if kind is float:  # the hot path: state values are floats
@@ -153,7 +153,7 @@ def _string_number(text: str) -> Optional[float]:
 
 def _equal(left: Any, right: Any) -> bool:
     """Equality that treats 3, 3.0, "3" and Decimal("3.00") alike, as the PHP job did."""
-    left_number, right_number = _number(left), _number(right)
+    left_number, right_number = _numeric(left), _numeric(right)
     if left_number is not None and right_number is not None:
         return left_number == right_number
     return bool(left == right)
@@ -198,7 +198,7 @@ def _compare_to(field: str, op: str, value: Any) -> Predicate:
     """A comparison with a constant (``==``, ``!=``, ``<``, ``<=``, ``>``, ``>=``), the
     constant's number worked out once: equality as ``_equal`` says it, an order between
     two numbers only; a missing or null field is false."""
-    right = _number(value)
+    right = _numeric(value)
     if op in _ORDER:
         compare = _ORDER[op]
 
@@ -206,14 +206,14 @@ def _compare_to(field: str, op: str, value: Any) -> Predicate:
             left = state.get(field)
             if left is None or right is None:
                 return False
-            number = _number(left)
+            number = _numeric(left)
             return number is not None and compare(number, right)
 
         return ordered
 
     def equal(left: Any) -> bool:  # _equal(left, value)
         if right is not None:
-            number = _number(left)
+            number = _numeric(left)
             if number is not None:
                 return number == right
         return bool(left == value)
@@ -225,7 +225,7 @@ def _compare_to(field: str, op: str, value: Any) -> Predicate:
 
 def _member_of(items: tuple[Any, ...]) -> Callable[[Any], bool]:
     """``any(_equal(left, item) for item in items)``; a set look-up for text in words."""
-    if all(type(item) is str and _number(item) is None for item in items):
+    if all(type(item) is str and _numeric(item) is None for item in items):
         words = frozenset(items)
 
         def member(left: Any) -> bool:
@@ -307,7 +307,7 @@ class _Loader:
             return lambda state: (
                 (left := state.get(field)) is not None and pattern.search(str(left)) is not None
             )
-        if operator in ("<", "<=", ">", ">=") and _number(value) is None:
+        if operator in ("<", "<=", ">", ">=") and _numeric(value) is None:
             raise self.fail(where, f"{operator} needs a number, not {value!r}")
         if isinstance(value, (dict, list)):
             raise self.fail(where, f"{operator} needs a single value, not {type(value).__name__}")

@@ -156,7 +156,7 @@ def _field(text: str, index: int, where: str) -> tuple[int, ...]:
         if span == "*":
             first, last = low, high if index != 4 else 6
         else:
-            bounds = [_number(part, names, low, where) for part in span.split("-")]
+            bounds = [_cron_value(part, names, low, where) for part in span.split("-")]
             first, last = bounds[0], bounds[-1]
             if match.group(2) and len(bounds) == 1:
                 raise ConfigError(f"{where} {item!r}: a step needs a range (e.g. 0-59/{step})")
@@ -166,7 +166,7 @@ def _field(text: str, index: int, where: str) -> tuple[int, ...]:
     return tuple(sorted(result))
 
 
-def _number(part: str, names: Sequence[str], low: int, where: str) -> int:
+def _cron_value(part: str, names: Sequence[str], low: int, where: str) -> int:
     if part.isdigit():
         return int(part)
     lowered = part.lower()

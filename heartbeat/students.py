@@ -124,7 +124,7 @@ def _marks(values: Sequence[Any]) -> str:
     return ", ".join(["%s"] * len(values))
 
 
-def _number(value: Any) -> Optional[float]:
+def _column_number(value: Any) -> Optional[float]:
     """A number column's value; anything that is not a finite number is missing."""
     if value is None or isinstance(value, bool):
         return None
@@ -384,9 +384,9 @@ def _latest_profiles(
             key,
             {
                 "emotion_state": row[2],
-                "immersion_level": _number(row[3]),
-                "engagement_score": _number(row[4]),
-                "math_confidence": _number(row[5]),
+                "immersion_level": _column_number(row[3]),
+                "engagement_score": _column_number(row[4]),
+                "math_confidence": _column_number(row[5]),
                 "updated_at": _iso(updated),
                 "mbti_type": row[7],
             },
@@ -412,7 +412,7 @@ def _latest_biometrics(
     return {
         key_of(str(row[0])): (
             row[3],
-            {"stress_level": _number(row[1]), "concentration_level": _number(row[2])},
+            {"stress_level": _column_number(row[1]), "concentration_level": _column_number(row[2])},
         )
         for row in cur.fetchall()
     }
