@@ -20,7 +20,7 @@ import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 from heartbeat.db import Tables, stream
 
@@ -221,7 +221,7 @@ def load_states(
             f" WHERE student_id IN ({_marks(student_ids)})",
             list(student_ids),
         )
-        students = {keys.students(str(row[0])): row for row in cur.fetchall()}
+        students = {keys.students(str(row[0])): StudentRow._make(row) for row in cur.fetchall()}
         numeric = [int(s.strip()) for s in student_ids if _NUMERIC_ID.fullmatch(s.strip())]
         users: set[int] = set()
         if numeric:
@@ -236,7 +236,7 @@ def load_states(
             row = students.get(keys.students(sid))
             user = _user_id(sid, users)
             if row is not None:
-                user_of[sid] = _user_number(row[1]) or user
+                user_of[sid] = _user_number(row.userid) or user
             elif user is not None:
                 user_of[sid] = user
         user_ids = sorted({uid for uid in user_of.values() if uid is not None})
@@ -263,17 +263,17 @@ def load_states(
         by_student = profiles.get(("s", keys.profiles(sid)))
         profile = _later(by_student, profiles.get(("u", uid)) if uid else None)
         state: dict[str, Any] = {"student_id": sid}
-        state.update(profile[1] if profile else PROFILE_DEFAULTS)
+        state.update(profile.values if profile else PROFILE_DEFAULTS)
         latest = biometrics.get(keys.biometrics(sid))
-        state.update(latest[1] if latest else BIOMETRICS_DEFAULTS)
+        state.update(latest.values if latest else BIOMETRICS_DEFAULTS)
         if sources is not None:
             by = f"student_id {sid}" if profile is by_student else f"user_id {uid}"
             sources[sid] = _sources(tables, sid, student, profile, by, latest, has_mbti_type)
-        mbti = student[4] if student else None
+        mbti = student.mbti if student else None
         state["mbti"] = mbti
-        state["grade"] = student[2] if student else None
-        state["class"] = student[3] if student else None
-        profile_mbti = profile[1].get("mbti_type") if profile else None
+        state["grade"] = student.grade if student else None
+        state["class"] = student.class_ if student else None
+        profile_mbti = profile.values.get("mbti_type") if profile else None
         state["mbti_type"] = profile_mbti if has_mbti_type and profile_mbti else mbti
         states[sid] = state
     return states
@@ -287,10 +287,10 @@ UNKNOWN_STUDENT = (
 def _sources(
     tables: Tables,
     sid: str,
-    student: Optional[tuple[Any, ...]],
+    student: Optional[StudentRow],
     profile: Optional[ProfileRow],
     by: str,
-    latest: Optional[tuple[Any, dict[str, Any]]],
+    latest: Optional[BiometricsRow],
     has_mbti_type: bool,
 ) -> dict[str, str]:
     """Where each field of one student's state came from (for ``run --explain``);
@@ -299,19 +299,20 @@ def _sources(
     students = tables.bare(tables.students)
     found = {"student_id": "the active students' list"}
     if profile:
-        row = f"{profiles} row id {profile[0][2]}" if profile[0][2] else f"a {profiles} row"
+        row_id = profile.key.row_id
+        row = f"{profiles} row id {row_id}" if row_id else f"a {profiles} row"
         where = f"{row}, the latest by updated_at of those with {by}"
     else:
         where = f"default: no {profiles} row"
     found.update(dict.fromkeys(PROFILE_DEFAULTS, where))
     if latest:
-        where = f"{biometrics} row id {latest[0]}, the latest by created_at"
+        where = f"{biometrics} row id {latest.row_id}, the latest by created_at"
     else:
         where = f"default: no {biometrics} row"
     found.update(dict.fromkeys(BIOMETRICS_DEFAULTS, where))
     own = f"{students} row of student_id {sid}" if student else f"none: no {students} row"
     found.update(dict.fromkeys(("mbti", "grade", "class"), own))
-    if has_mbti_type and profile and profile[1].get("mbti_type"):
+    if has_mbti_type and profile and profile.values.get("mbti_type"):
         found["mbti_type"] = found["emotion_state"]
     else:
         found["mbti_type"] = f"the mbti of the {students} row (no mbti_type in the profile)"
@@ -326,7 +327,33 @@ def _user_number(value: Any) -> Optional[int]:
         return None
 
 
-ProfileRow = tuple[tuple[bool, dt.datetime, int, int], dict[str, Any]]
+class StudentRow(NamedTuple):
+    """An ``alt42_students`` row, in the order ``load_states`` selects it."""
+
+    student_id: Any
+    userid: Any
+    grade: Any
+    class_: Any
+    mbti: Any
+
+
+class ProfileKey(NamedTuple):
+    """How profile rows are ordered, the latest last: a readable ``updated_at`` first,
+    then the newer one, then the higher row id (0 where the table has no id)."""
+
+    dated: bool
+    updated: dt.datetime
+    row_id: int
+
+
+class ProfileRow(NamedTuple):
+    key: ProfileKey
+    values: dict[str, Any]
+
+
+class BiometricsRow(NamedTuple):
+    row_id: Any
+    values: dict[str, Any]
 
 
 def _later(a: Optional[ProfileRow], b: Optional[ProfileRow]) -> Optional[ProfileRow]:
@@ -334,7 +361,7 @@ def _later(a: Optional[ProfileRow], b: Optional[ProfileRow]) -> Optional[Profile
         return b
     if b is None:
         return a
-    return a if a[0] >= b[0] else b
+    return a if a.key >= b.key else b
 
 
 def _latest_profiles(
@@ -374,21 +401,22 @@ def _latest_profiles(
             params += list(values)
     cur.execute(" UNION ALL ".join(parts), params)
     winners: dict[tuple[str, Any], ProfileRow] = {}
-    for kind, *row in cur.fetchall():
-        owner = key_of(str(row[1])) if kind == "s" else _user_number(row[0])
+    for (kind, user_id, student_id, emotion, immersion, engagement, confidence, updated_at,
+         mbti_type, row_id) in cur.fetchall():  # fmt: skip
+        owner = key_of(str(student_id)) if kind == "s" else _user_number(user_id)
         if owner is None:
             continue
-        updated = _moment(row[6])
-        key = (updated is not None, updated or dt.datetime.min, _user_number(row[8]) or 0, 0)
-        winners[(kind, owner)] = (
+        updated = _moment(updated_at)
+        key = ProfileKey(updated is not None, updated or dt.datetime.min, _user_number(row_id) or 0)
+        winners[(kind, owner)] = ProfileRow(
             key,
             {
-                "emotion_state": row[2],
-                "immersion_level": _column_number(row[3]),
-                "engagement_score": _column_number(row[4]),
-                "math_confidence": _column_number(row[5]),
+                "emotion_state": emotion,
+                "immersion_level": _column_number(immersion),
+                "engagement_score": _column_number(engagement),
+                "math_confidence": _column_number(confidence),
                 "updated_at": _iso(updated),
-                "mbti_type": row[7],
+                "mbti_type": mbti_type,
             },
         )
     return winners
@@ -396,7 +424,7 @@ def _latest_profiles(
 
 def _latest_biometrics(
     cur: Any, tables: Tables, student_ids: Sequence[str], key_of: IdKey
-) -> dict[str, tuple[Any, dict[str, Any]]]:
+) -> dict[str, BiometricsRow]:
     """The latest biometrics row per student (its ``key_of``; latest ``created_at``, then
     highest id): (its id, its values)."""
     if not student_ids:
@@ -410,9 +438,9 @@ def _latest_biometrics(
         list(student_ids),
     )
     return {
-        key_of(str(row[0])): (
-            row[3],
-            {"stress_level": _column_number(row[1]), "concentration_level": _column_number(row[2])},
+        key_of(str(student_id)): BiometricsRow(
+            row_id,
+            {"stress_level": _column_number(stress), "concentration_level": _column_number(focus)},
         )
-        for row in cur.fetchall()
+        for student_id, stress, focus, row_id in cur.fetchall()
     }
