@@ -149,7 +149,7 @@ the changes showed the job spending its time in Python, not in the database:
 |---|---|
 | PyMySQL `executemany` escaping the rows (`escape_string`, `escape_datetime`, `_mogrify`) | 31 % |
 | state queries: reading and decoding rows (`load_states`) | 15 % |
-| rule evaluation (`rules.evaluate`, mostly `_number` (now `_numeric`) raising `ValueError` on words) | 15 % |
+| rule evaluation (`rules.evaluate`, mostly `_numeric` raising `ValueError` on words) | 15 % |
 | JSON encoding of the result documents (`json.dumps`) | 12 % |
 | waiting for the server (inserts and reads, one after the other) | the rest |
 
