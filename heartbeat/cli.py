@@ -528,9 +528,7 @@ def cmd_report(ctx: Context) -> int:
                 hours = data["hours"] = args.hours or 24
                 data["executions"] = report.executions(conn, tables, hours, now, with_status)
             if args.days or args.trends or whole:
-                setting = config.report.time_zone
-                zone, zone_name = report.zone_of(setting) if setting else report.server_zone(conn)
-                data["time_zone"] = zone_name
+                zone, data["time_zone"] = report.zone(conn, config.report.time_zone)
             if args.days or whole:
                 days = data["days"] = args.days or 7
                 data["daily"] = report.daily(conn, tables, days, now, zone)
@@ -549,8 +547,8 @@ def cmd_report(ctx: Context) -> int:
 
 def _require_table(found: dict[str, set[str]], tables: db.Tables, table: str) -> None:
     """A DatabaseError naming ``table`` when the job's ``migrate`` has not made it yet."""
-    if tables.bare(table) not in found:
-        name = tables.bare(table)
+    name = tables.bare(table)
+    if name not in found:
         raise DatabaseError(f"table {name} is missing (run 'alt42-heartbeat migrate')")
 
 

@@ -87,11 +87,6 @@ def upsert_statement(tables: db.Tables) -> str:
     )
 
 
-def day_of(moment: dt.datetime, zone: dt.tzinfo) -> dt.date:
-    """The day a run that started at ``moment`` counts in."""
-    return moment.astimezone(zone).date()
-
-
 def read(conn: Any, tables: db.Tables, first: dt.date) -> list[dict[str, Any]]:
     """The summary's rows from day ``first`` on: newest day first, then by kind (in
     ``KINDS`` order) and name."""

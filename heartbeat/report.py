@@ -15,7 +15,7 @@ import json
 import re
 import zoneinfo
 from decimal import Decimal
-from typing import Any
+from typing import Any, Optional
 
 from heartbeat import db, sizes
 
@@ -63,6 +63,12 @@ def server_zone(conn: Any) -> tuple[dt.tzinfo, str]:
     utc = f"UTC{sign}{rest // 60:02d}:{rest % 60:02d}"
     name = f"{system}, {utc}" if setting == "SYSTEM" else f"{setting}, {utc}"
     return dt.timezone(offset), f"the database server's time zone ({name})"
+
+
+def zone(conn: Any, setting: Optional[str]) -> tuple[dt.tzinfo, str]:
+    """The zone the days are counted in, and how to name it: ``[report] time_zone``
+    when set, else the database server's (``report`` and the daily summary alike)."""
+    return zone_of(setting) if setting else server_zone(conn)
 
 
 def zone_of(setting: str) -> tuple[dt.tzinfo, str]:

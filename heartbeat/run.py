@@ -24,7 +24,6 @@ from typing import Any, Callable, Optional
 
 from heartbeat import (
     coordinate,
-    daily,
     db,
     evaluate,
     pacing,
@@ -371,11 +370,10 @@ class _Run:
     def summary_day(self, conn: Any, run_start: dt.datetime) -> dt.date:
         """The day this run counts in for the daily summary: the day ``report`` counts
         it in (``[report] time_zone``, else the database server's zone)."""
-        setting = self.config.report.time_zone
         self.phase = "reading the database server's time zone"
         with db.errors_as(self.phase):
-            zone = report.zone_of(setting)[0] if setting else report.server_zone(conn)[0]
-        return daily.day_of(run_start, zone)
+            zone, _ = report.zone(conn, self.config.report.time_zone)
+        return run_start.astimezone(zone).date()
 
     def done(self, rows: evaluate.BatchRows) -> None:
         """A batch is done: committed (told by the writer), or evaluated in a dry run."""

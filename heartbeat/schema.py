@@ -222,11 +222,11 @@ def missing_schema(
     """Problems with the schema, one sentence each (empty when all is there). A table
     in ``denied`` (``privilege_problems``) is not shown to this account, which may not
     use it: its line says so, not that it is missing."""
-    problems = []
+    problems, denied = [], denied or {}
     for attr, needed in {**READ_COLUMNS, **WRITE_COLUMNS}.items():
         name = tables.bare(getattr(tables, attr))
-        if name not in found and name in (denied or {}):
-            problems.append((denied or {})[name])
+        if name not in found and name in denied:
+            problems.append(denied[name])
             continue
         if name not in found:
             fix = "run 'alt42-heartbeat migrate'" if attr in WRITE_COLUMNS else _plugin_fix(attr)
