@@ -17,7 +17,6 @@ import logging
 import os
 import stat
 import sys
-import time
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,11 +28,9 @@ from heartbeat import (
     daily,
     db,
     explain,
-    mail,
-    metrics,
+    hooks,
     output,
     pacing,
-    ping,
     progress,
     report,
     retention,
@@ -43,7 +40,7 @@ from heartbeat import (
     status,
     students,
 )
-from heartbeat.config import Config, MonitoringConfig, load_config
+from heartbeat.config import Config, load_config
 from heartbeat.errors import (
     EXIT_ABORTED,
     EXIT_CONFIG,
@@ -200,6 +197,9 @@ class Context:
     args: argparse.Namespace
     out: output.Output
     signals: coordinate.Signals
+    # ``run``: its id once this server claimed the slot, and its summary once it ended.
+    run_id: str = ""
+    summary: Optional[RunSummary] = None
 
     def print(self, text: str) -> None:
         """Plain text for a reader or a program (not a log line)."""
@@ -212,28 +212,59 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     log_file = output.open_log(args.log_file) if args.log_file else None
     out = output.setup(verbose=verbose, quiet=bool(getattr(args, "json", False)), log_file=log_file)
     log_hint = out.where or _log_hint()  # now: a stdout that fails later is pointed at /dev/null
-    config: Optional[Config] = None
+    ctx: Optional[Context] = None
+    failure: Optional[HeartbeatError] = None
     try:
         with coordinate.stop_signals() as signals:
             try:
-                config = load_config(args.config)
-                code = COMMANDS[args.command](Context(config, args, out, signals))
+                ctx = Context(load_config(args.config), args, out, signals)
+                code = COMMANDS[args.command](ctx)
             except HeartbeatError as exc:
+                failure = exc
                 code = _report_error(args, out, exc, verbose)
+            code = _lost_output(out, code)
+            if ctx is not None and args.command == "run":
+                with signals.held():  # the run is recorded: nothing here may change that
+                    _tell_hooks(ctx, code, failure, log_hint)
     except KeyboardInterrupt:  # a signal just outside the handler's lifetime
         log.error("ERROR: interrupted")
         code = EXIT_ABORTED
-    if out.lost:
-        # Best effort (stderr may sit on the same full disk); the exit code tells anyway.
-        log.error(
-            "ERROR: output lost, cannot write to %s; the command itself finished (a run"
-            " records its result in the database: alt42-heartbeat report)",
-            out.lost[0],
-        )
-        code = code or EXIT_PARTIAL
-    if config is not None and args.command == "run" and not args.dry_run and code != EXIT_OK:
-        _mail_failure(config.monitoring, code, log_hint, list(out.transcript.lines))
     return code
+
+
+def _lost_output(out: output.Output, code: int) -> int:
+    """The exit code once output was lost (stdout or the log on a full disk): not 0."""
+    if not out.lost:
+        return code
+    # Best effort (stderr may sit on the same full disk); the exit code tells anyway.
+    log.error(
+        "ERROR: output lost, cannot write to %s; the command itself finished (a run"
+        " records its result in the database: alt42-heartbeat report)",
+        out.lost[0],
+    )
+    return code or EXIT_PARTIAL
+
+
+def _tell_hooks(ctx: Context, code: int, failure: Optional[HeartbeatError], log_hint: str) -> None:
+    """How the run ended, to every monitoring hook: ``finish`` with its summary, or
+    ``fail`` with its error (a summary that says only failed or aborted)."""
+    summary = ctx.summary
+    if failure is not None:
+        aborted = isinstance(failure, coordinate.Interrupted)
+        summary = RunSummary(run_id="", status="aborted" if aborted else "failed")
+    hooks.notify(
+        ctx.config,
+        "fail" if failure is not None else "finish",
+        hooks.Run(
+            run_id=ctx.run_id,
+            summary=summary,
+            exit_code=code,
+            error=str(failure or ""),
+            transcript=tuple(ctx.out.transcript.lines),
+            log_hint=log_hint,
+        ),
+        dry_run=ctx.args.dry_run,
+    )
 
 
 def _report_error(
@@ -249,21 +280,6 @@ def _report_error(
     return exc.exit_code
 
 
-def _mail_failure(
-    monitoring: MonitoringConfig, code: int, log_hint: str, transcript: list[str]
-) -> None:
-    """Mail the run's output to ``[monitoring] mail_to``, if set (skipped runs exit 0)."""
-    if not monitoring.mail_to:
-        return
-    try:
-        message = mail.failure_message(
-            monitoring.mail_to, monitoring.mail_from, code, transcript, log_hint
-        )
-        mail.send(monitoring.sendmail, message)
-    except Exception as exc:  # noqa: BLE001 - a monitoring hook never changes the outcome
-        log.warning("Failure mail not sent (%s: %s)", type(exc).__name__, exc)
-
-
 def _log_hint() -> str:
     """Where this run's whole output went: cron's ``>> file`` shows as stdout's file."""
     with contextlib.suppress(OSError):
@@ -273,21 +289,20 @@ def _log_hint() -> str:
 
 
 def cmd_run(ctx: Context) -> int:
+    """Run the job once; ``main`` then tells the monitoring hooks how it ended."""
     config, args = ctx.config, ctx.args
     if args.explain or args.format:
         return _explain(ctx)
-    monitoring = config.monitoring
-    run_ids: list[str] = []
-
-    def started(run_id: str) -> None:
-        run_ids.append(run_id)
-        _ping(monitoring, "start", run_id)
-
     shown = args.progress if args.progress is not None else _is_terminal(ctx.out.stdout)
     if shown and args.json:
         raise ConfigError("--progress cannot be used with --json (stdout holds the JSON only)")
     terminal = ctx.out.status if _is_terminal(ctx.out.stdout) else None
     bar = progress.Progress(terminal) if shown and not args.json else None
+
+    def started(run_id: str) -> None:
+        hooks.notify(config, "start", hooks.Run(run_id=run_id), args.dry_run)
+        ctx.run_id = run_id
+
     try:
         summary = execute(
             config,
@@ -297,29 +312,13 @@ def cmd_run(ctx: Context) -> int:
             signals=ctx.signals,
             on_batch=bar,
         )
-    except HeartbeatError as exc:
-        # The run failed: tell the monitor and the metrics, then report as usual.
-        if not args.dry_run:
-            with ctx.signals.held():
-                run_id = run_ids[0] if run_ids else ""
-                _ping(monitoring, str(exc.exit_code), run_id, str(exc))
-                aborted = isinstance(exc, coordinate.Interrupted)
-                failed = RunSummary(run_id="", status="aborted" if aborted else "failed")
-                _write_metrics(config, failed)
-        raise
     finally:
         if bar:
             bar.close()
-    with ctx.signals.held():  # the run is recorded: nothing after it may change that
-        if args.json:
-            data = {
-                key: value for key, value in summary.as_dict().items() if key != "students_found"
-            }
-            ctx.print(json.dumps(data))
-        if summary.status not in ("skipped", "dry_run"):  # only the server that ran reports
-            event = "success" if summary.exit_code == EXIT_OK else str(summary.exit_code)
-            _ping(monitoring, event, summary.run_id)
-            _write_metrics(config, summary)
+    ctx.summary = summary
+    if args.json:
+        data = {key: value for key, value in summary.as_dict().items() if key != "students_found"}
+        ctx.print(json.dumps(data))
     return summary.exit_code
 
 
@@ -353,55 +352,6 @@ def _is_terminal(stream: TextIO) -> bool:
         return stream.isatty()
     except (OSError, ValueError):
         return False
-
-
-def _ping(monitoring: MonitoringConfig, event: str, run_id: str, body: str = "") -> None:
-    ping.send(
-        monitoring.ping_url,
-        event,
-        run_id,
-        timeout=monitoring.ping_timeout_seconds,
-        retries=monitoring.ping_retries,
-        body=body,
-    )
-
-
-def _write_metrics(config: Config, summary: RunSummary) -> None:
-    """The node_exporter textfile; a failure to write it is reported, never fatal."""
-    monitoring = config.monitoring
-    if not monitoring.metrics_file:
-        return
-    try:
-        metrics.write_atomically(monitoring.metrics_file, _metrics_content(config, summary))
-    except Exception as exc:  # noqa: BLE001 - a monitoring hook never changes the outcome
-        problem = getattr(exc, "strerror", None) or f"{type(exc).__name__}: {exc}"
-        log.error("ERROR: cannot write metrics file %s: %s", monitoring.metrics_file, problem)
-
-
-def _metrics_content(config: Config, summary: RunSummary) -> str:
-    monitoring, settings = config.monitoring, config.heartbeat
-    now = time.time()
-    succeeded = summary.status in ("success", "partial")
-    last_success = now if succeeded else metrics.previous_success(str(monitoring.metrics_file))
-    return metrics.render(
-        metrics.Figures(
-            status=summary.status,
-            finished_at=now,
-            duration_ms=summary.duration_ms,
-            students_found=summary.students_found,
-            students=summary.students_processed,
-            errors=summary.errors,
-            pacing_waits=summary.pacing_waits,
-            pacing_wait_ms=summary.pacing_wait_ms,
-        ),
-        last_success,
-        metrics.Expected(
-            interval_s=settings.interval_minutes * 60,
-            grace_s=monitoring.grace_minutes * 60,
-            max_run_s=settings.max_run_minutes * 60,
-        ),
-        table_bytes=summary.table_bytes,
-    )
 
 
 def _connect(config: Config, statement_timeout: Optional[int] = None, **timeouts: int) -> Any:

@@ -16,14 +16,31 @@ import socket
 import subprocess
 from collections.abc import Sequence
 from email.message import EmailMessage
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-from heartbeat.errors import EXIT_MEANINGS
+from heartbeat.errors import EXIT_MEANINGS, EXIT_OK
+
+if TYPE_CHECKING:
+    from heartbeat.config import Config
+    from heartbeat.hooks import Run, State
 
 log = logging.getLogger(__name__)
 
 SEND_TIMEOUT_S = 30
 TRANSCRIPT_LINES = 100  # the run's last lines a mail holds (a --verbose run prints many)
+
+
+def notify(config: Config, state: State, run: Run, dry_run: bool) -> None:
+    """The monitoring hook (``heartbeat.hooks``): a run that ended with an exit code other
+    than 0 (``fail``, or ``finish`` with failed students or lost output) mails the lines
+    it printed to ``[monitoring] mail_to``."""
+    monitoring = config.monitoring
+    if dry_run or state == "start" or run.exit_code == EXIT_OK or not monitoring.mail_to:
+        return
+    message = failure_message(
+        monitoring.mail_to, monitoring.mail_from, run.exit_code, run.transcript, run.log_hint
+    )
+    send(monitoring.sendmail, message)
 
 
 def failure_message(

@@ -9,17 +9,70 @@ from the previous file.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import tempfile
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from heartbeat import __version__
 
+if TYPE_CHECKING:
+    from heartbeat.config import Config
+    from heartbeat.hooks import Run, State
+    from heartbeat.run import RunSummary
+
+log = logging.getLogger(__name__)
+
 STATUSES = ("success", "partial", "failed", "aborted", "skipped")
 _LAST_SUCCESS = re.compile(r"^alt42_heartbeat_last_success_timestamp_seconds (\S+)$", re.M)
+
+
+def notify(config: Config, state: State, run: Run, dry_run: bool) -> None:
+    """The monitoring hook (``heartbeat.hooks``): after a run that did the work, or one
+    that failed, the textfile says so. A file that cannot be written is reported, never
+    fatal."""
+    path = config.monitoring.metrics_file
+    if dry_run or not path or state == "start" or run.summary is None:
+        return
+    if state == "finish" and not run.ran:
+        return  # only the server that ran reports
+    try:
+        write_atomically(path, content(config, run.summary))
+    except Exception as exc:  # noqa: BLE001 - a monitoring hook never changes the outcome
+        problem = getattr(exc, "strerror", None) or f"{type(exc).__name__}: {exc}"
+        log.error("ERROR: cannot write metrics file %s: %s", path, problem)
+
+
+def content(config: Config, summary: RunSummary) -> str:
+    """The textfile after ``summary``: its figures, the last success (now, or the one the
+    previous file recorded) and the schedule the alert rules compare with."""
+    monitoring, settings = config.monitoring, config.heartbeat
+    now = time.time()
+    succeeded = summary.status in ("success", "partial")
+    last_success = now if succeeded else previous_success(str(monitoring.metrics_file))
+    return render(
+        Figures(
+            status=summary.status,
+            finished_at=now,
+            duration_ms=summary.duration_ms,
+            students_found=summary.students_found,
+            students=summary.students_processed,
+            errors=summary.errors,
+            pacing_waits=summary.pacing_waits,
+            pacing_wait_ms=summary.pacing_wait_ms,
+        ),
+        last_success,
+        Expected(
+            interval_s=settings.interval_minutes * 60,
+            grace_s=monitoring.grace_minutes * 60,
+            max_run_s=settings.max_run_minutes * 60,
+        ),
+        table_bytes=summary.table_bytes,
+    )
 
 
 def previous_success(path: str) -> Optional[float]:

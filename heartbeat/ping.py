@@ -13,9 +13,40 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
+
+from heartbeat.errors import EXIT_OK
+
+if TYPE_CHECKING:
+    from heartbeat.config import Config
+    from heartbeat.hooks import Run, State
 
 log = logging.getLogger(__name__)
+
+
+def notify(config: Config, state: State, run: Run, dry_run: bool) -> None:
+    """The monitoring hook (``heartbeat.hooks``): ``start``; on ``finish`` of a run that
+    did the work, success or its exit code; on ``fail``, its exit code and error line."""
+    monitoring = config.monitoring
+    if dry_run or not monitoring.ping_url:
+        return
+    if state == "start":
+        event, body = "start", ""
+    elif state == "fail":
+        event, body = str(run.exit_code), run.error
+    elif run.ran and run.summary is not None:
+        code = run.summary.exit_code
+        event, body = ("success" if code == EXIT_OK else str(code)), ""
+    else:
+        return
+    send(
+        monitoring.ping_url,
+        event,
+        run.run_id,
+        timeout=monitoring.ping_timeout_seconds,
+        retries=monitoring.ping_retries,
+        body=body,
+    )
 
 
 def ping_url(base: str, event: str, run_id: str) -> str:
