@@ -354,34 +354,32 @@ def _is_terminal(stream: TextIO) -> bool:
         return False
 
 
-def _connect(config: Config, statement_timeout: Optional[int] = None, **timeouts: int) -> Any:
-    """A connection for one command, with the configured time limits."""
+def _session(
+    config: Config, action: str, statement_timeout: Optional[int] = None, **timeouts: int
+) -> contextlib.AbstractContextManager[Any]:
+    """One command's connection (``db.session``), with the configured time limits."""
     limit = statement_timeout or config.heartbeat.query_timeout_seconds
-    return db.connect(config.database, limit, **timeouts)
+    return db.session(config.database, limit, action, **timeouts)
 
 
 def cmd_migrate(ctx: Context) -> int:
     config = ctx.config
-    conn = _connect(config)
     tables = db.Tables(config.database.prefix)
-    try:
-        with db.errors_as("migrating the tables"):
-            if ctx.args.dry_run:
-                pending = [change.what for change in schema.plan(conn, tables)]
-                if ctx.args.compress:
-                    pending += [table.what for table in _conversions(conn, tables)]
-                for what in pending:
-                    log.info("Pending: %s", what)
-                if pending:
-                    log.info("Schema needs %d change(s) (dry run: none made)", len(pending))
-                    return EXIT_OK
-                changes = 0
-            else:
-                changes = schema.migrate(conn, tables)
-                if ctx.args.compress:
-                    changes += schema.compress(conn, tables, _conversions(conn, tables))
-    finally:
-        db.close_quietly(conn)
+    with _session(config, "migrating the tables") as conn:
+        if ctx.args.dry_run:
+            pending = [change.what for change in schema.plan(conn, tables)]
+            if ctx.args.compress:
+                pending += [table.what for table in _conversions(conn, tables)]
+            for what in pending:
+                log.info("Pending: %s", what)
+            if pending:
+                log.info("Schema needs %d change(s) (dry run: none made)", len(pending))
+                return EXIT_OK
+            changes = 0
+        else:
+            changes = schema.migrate(conn, tables)
+            if ctx.args.compress:
+                changes += schema.compress(conn, tables, _conversions(conn, tables))
     log.info(
         "Schema is up to date" + (f" ({changes} change(s) made)" if changes else " (no change)")
     )
@@ -422,11 +420,9 @@ def cmd_check(ctx: Context) -> int:
     log.info("OK host lock %s", config.heartbeat.lock_file)
     if ctx.args.config_only:
         return EXIT_OK
-    conn = _connect(config)
-    try:
+    with _session(config, "checking the schema") as conn:
         log.info("OK connected to %s", target)
-        with db.errors_as("checking the schema"):
-            problems = schema.schema_problems(conn, db.Tables(config.database.prefix))
+        problems = schema.schema_problems(conn, db.Tables(config.database.prefix))
         if problems:
             raise DatabaseError("schema: " + "; ".join(problems))
         log.info("OK tables with prefix '%s' present", config.database.prefix)
@@ -439,8 +435,6 @@ def cmd_check(ctx: Context) -> int:
         log.info("OK pacing: %s", pacing.describe(reading, config.pacing, server.replica_where))
         with db.errors_as("measuring the job's tables"):
             _check_sizes(config, conn)
-    finally:
-        db.close_quietly(conn)
     return EXIT_OK
 
 
@@ -466,40 +460,28 @@ def cmd_report(ctx: Context) -> int:
     config, args = ctx.config, ctx.args
     tables = db.Tables(config.database.prefix)
     now = dt.datetime.now(dt.timezone.utc)
-    conn = _connect(config)
     data: dict[str, Any] = {}
-    try:
-        with db.errors_as("reading the run history"):
-            found = db.columns_of(conn, tables)
-            _require_table(found, tables, tables.heartbeat_log)
-            with_status = "status" in found[tables.bare(tables.heartbeat_log)]
-            whole = not (args.hours or args.days or args.tables or args.trends)
-            if args.hours or whole:
-                hours = data["hours"] = args.hours or 24
-                data["executions"] = report.executions(conn, tables, hours, now, with_status)
-            if args.days or args.trends or whole:
-                zone, data["time_zone"] = report.zone(conn, config.report.time_zone)
-            if args.days or whole:
-                days = data["days"] = args.days or 7
-                data["daily"] = report.daily(conn, tables, days, now, zone)
-            if args.trends:
-                _require_table(found, tables, tables.daily)
-                data["days"] = args.trends
-                first = now.astimezone(zone).date() - dt.timedelta(days=args.trends - 1)
-                data["trends"] = daily.read(conn, tables, first)
-            if args.tables or whole:
-                data["tables"] = sizes.rows(sizes.measure(conn, tables, config.retention, now))
-    finally:
-        db.close_quietly(conn)
+    with _session(config, "reading the run history") as conn:
+        needed = [tables.heartbeat_log, *([tables.daily] if args.trends else [])]
+        found = db.require_tables(conn, tables, *needed)
+        with_status = "status" in found[tables.bare(tables.heartbeat_log)]
+        whole = not (args.hours or args.days or args.tables or args.trends)
+        if args.hours or whole:
+            hours = data["hours"] = args.hours or 24
+            data["executions"] = report.executions(conn, tables, hours, now, with_status)
+        if args.days or args.trends or whole:
+            zone, data["time_zone"] = report.zone(conn, config.report.time_zone)
+        if args.days or whole:
+            days = data["days"] = args.days or 7
+            data["daily"] = report.daily(conn, tables, days, now, zone)
+        if args.trends:
+            data["days"] = args.trends
+            first = now.astimezone(zone).date() - dt.timedelta(days=args.trends - 1)
+            data["trends"] = daily.read(conn, tables, first)
+        if args.tables or whole:
+            data["tables"] = sizes.rows(sizes.measure(conn, tables, config.retention, now))
     ctx.print(report.as_json(data) if args.format == "json" else report.as_text(data))
     return EXIT_OK
-
-
-def _require_table(found: dict[str, set[str]], tables: db.Tables, table: str) -> None:
-    """A DatabaseError naming ``table`` when the job's ``migrate`` has not made it yet."""
-    name = tables.bare(table)
-    if name not in found:
-        raise DatabaseError(f"table {name} is missing (run 'alt42-heartbeat migrate')")
 
 
 #: A monitoring check must answer before its caller gives up (check_nrpe's default is
@@ -520,19 +502,16 @@ def _status(ctx: Context, connect_s: int, statement_s: int) -> int:
     tables = db.Tables(config.database.prefix)
     settings = config.heartbeat
     now = dt.datetime.now(dt.timezone.utc)
-    conn = _connect(config, statement_s, connect_timeout=connect_s)
-    try:
-        with db.errors_as("reading the run history"):
-            found = db.columns_of(conn, tables)
-            _require_table(found, tables, tables.heartbeat_log)
-            log_columns = found[tables.bare(tables.heartbeat_log)]
-            limit = status.critical_limit(now, settings, config.monitoring.grace_minutes)
-            runs = status.history(conn, tables, log_columns, now - limit)
-            busy = students.has_active_sessions(
-                conn, tables, now, settings.window_hours, settings.open_session_hours
-            )
-    finally:
-        db.close_quietly(conn)
+    with _session(
+        config, "reading the run history", statement_s, connect_timeout=connect_s
+    ) as conn:
+        found = db.require_tables(conn, tables, tables.heartbeat_log)
+        log_columns = found[tables.bare(tables.heartbeat_log)]
+        limit = status.critical_limit(now, settings, config.monitoring.grace_minutes)
+        runs = status.history(conn, tables, log_columns, now - limit)
+        busy = students.has_active_sessions(
+            conn, tables, now, settings.window_hours, settings.open_session_hours
+        )
     where = status.php_schedules_here(config.path) if runs.php_rows else None
     state, line = status.assess(runs, now, limit, busy, where)
     ctx.print(line)
@@ -546,18 +525,14 @@ def cmd_prune(ctx: Context) -> int:
         keep = dict.fromkeys(keep, args.days)
     now = dt.datetime.now(dt.timezone.utc)
     older_than = {attr: now - dt.timedelta(days=days) for attr, days in keep.items()}
-    conn = _connect(config)
-    try:
-        with db.errors_as("pruning old rows"):
-            # Every web server may schedule prune at the same minute: one at a time.
-            if db.named_lock(conn, db.lock_name(config.database, "prune")) is False:
-                log.info("Skipped: another server is pruning")
-                return EXIT_OK
-            deleted = retention.prune(
-                conn, db.Tables(config.database.prefix), older_than, config.retention.batch_size
-            )
-    finally:
-        db.close_quietly(conn)
+    with _session(config, "pruning old rows") as conn:
+        # Every web server may schedule prune at the same minute: one at a time.
+        if db.named_lock(conn, db.lock_name(config.database, "prune")) is False:
+            log.info("Skipped: another server is pruning")
+            return EXIT_OK
+        deleted = retention.prune(
+            conn, db.Tables(config.database.prefix), older_than, config.retention.batch_size
+        )
     run_days, detail_days = keep["heartbeat_log"], keep["event_log"]
     log.info(
         "Prune done: %d row(s) deleted, keeping %d day(s) of run rows, %d of per-student rows",

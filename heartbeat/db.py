@@ -293,6 +293,33 @@ def named_lock(conn: Any, name: str) -> Optional[bool]:
     return None if row is None or row[0] is None else bool(row[0])
 
 
+@contextlib.contextmanager
+def session(
+    cfg: DatabaseConfig, statement_timeout: int, action: str, **timeouts: int
+) -> Iterator[Any]:
+    """One command's connection: a driver error inside the block becomes one
+    ``DatabaseError`` naming ``action`` (an inner ``errors_as`` names a narrower one),
+    and the connection is closed whatever happened."""
+    conn = connect(cfg, statement_timeout, **timeouts)
+    try:
+        with errors_as(action):
+            yield conn
+    finally:
+        close_quietly(conn)
+
+
+def require_tables(conn: Any, tables: Tables, *needed: str) -> dict[str, set[str]]:
+    """The job's tables and their columns (``columns_of``); a ``DatabaseError`` naming
+    the first of ``needed`` that ``migrate`` has not made yet."""
+    found = columns_of(conn, tables)
+    for table in needed:
+        if tables.bare(table) not in found:
+            raise DatabaseError(
+                f"table {tables.bare(table)} is missing (run 'alt42-heartbeat migrate')"
+            )
+    return found
+
+
 def close_quietly(conn: Any) -> None:
     """Close a connection that may already be lost: there is nothing left to release."""
     with contextlib.suppress(*DRIVER_ERRORS):

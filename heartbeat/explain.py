@@ -45,8 +45,9 @@ def read(config: Config, named: Sequence[str], now: dt.datetime) -> list[Reading
     """The students named, read as a run reads them; a ``ConfigError`` (exit 2) for an
     id that is neither active nor known to the site's student or user tables."""
     settings, tables = config.heartbeat, db.Tables(config.database.prefix)
-    conn = db.connect(config.database, settings.query_timeout_seconds)
-    try:
+    with db.session(
+        config.database, settings.query_timeout_seconds, "reading student state"
+    ) as conn:
         found, collations = check_schema(conn, tables)
         with db.errors_as("reading active students"):
             active = students.active_student_ids(
@@ -56,18 +57,15 @@ def read(config: Config, named: Sequence[str], now: dt.datetime) -> list[Reading
         spelled = {same(sid): sid for sid in active}  # the database's own equality
         ids = list(dict.fromkeys(spelled.get(same(sid), sid) for sid in named))
         sources: dict[str, dict[str, str]] = {}
-        with db.errors_as("reading student state"):
-            states = students.load_states(
-                conn,
-                tables,
-                ids,
-                found[tables.bare(tables.profiles)],
-                students.id_keys(collations, tables),
-                sources,
-            )
-            conn.commit()
-    finally:
-        db.close_quietly(conn)
+        states = students.load_states(
+            conn,
+            tables,
+            ids,
+            found[tables.bare(tables.profiles)],
+            students.id_keys(collations, tables),
+            sources,
+        )
+        conn.commit()
     is_active = set(active)
     unknown = [sid for sid in ids if sid not in is_active and len(states[sid]) == 1]
     if unknown:
