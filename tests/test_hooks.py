@@ -31,7 +31,7 @@ def monitored(site: Site, monitor: str, mta: Path, prom: Path) -> Path:
 
 
 def test_every_hook_is_a_module_with_the_same_notify() -> None:
-    assert hooks.HOOKS == (ping, metrics, mail)
+    assert (ping, metrics, mail) == hooks.HOOKS
     shapes = {str(inspect.signature(hook.notify)) for hook in hooks.HOOKS}
     assert shapes == {"(config: 'Config', state: 'State', run: 'Run', dry_run: 'bool') -> 'None'"}
 
