@@ -3,7 +3,6 @@ deadline and signals, stale run rows, statement time limits, pings and metrics."
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import signal
@@ -15,15 +14,7 @@ import pytest
 from heartbeat import db
 from heartbeat.errors import DatabaseError
 from heartbeat.run import execute
-from heartbeat.schedule import interval_slot as slot_start
 from tests.conftest import Monitor, Site, job_lines, start_cli
-
-
-def test_slot_start_boundaries() -> None:
-    at = dt.datetime(2026, 11, 27, 10, 29, 59, tzinfo=dt.timezone.utc)
-    assert slot_start(at, 30) == dt.datetime(2026, 11, 27, 10, 0)
-    assert slot_start(at + dt.timedelta(seconds=1), 30) == dt.datetime(2026, 11, 27, 10, 30)
-    assert slot_start(at, 15) == dt.datetime(2026, 11, 27, 10, 15)
 
 
 def test_second_run_in_the_same_slot_is_skipped(demo_site: Site) -> None:
