@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import alt42_expect as x
+import pytest
 
 NEW_PASSWORD = "R0tated%Vault-Kq83-zx"  # noqa: S105 - a test secret: it must never be shown
 REJECTED = "/etc/alt42/heartbeat-rejected.ini"
@@ -22,14 +23,26 @@ def tail(text: str) -> str:
     return "\n".join(text.splitlines()[-40:])
 
 
-def test_a_password_change_is_applied_and_never_shown(host):
+#: The new password in each form the role takes it: the deprecated variable this
+#: scenario's inventory uses (which then warns), and alt42_heartbeat_settings.
+PASSWORD_FORMS = {
+    "deprecated variable": {"alt42_heartbeat_db_password": NEW_PASSWORD},
+    "settings": {
+        "alt42_heartbeat_db_password": "",
+        "alt42_heartbeat_settings": {"database": {"password": NEW_PASSWORD}},
+    },
+}
+
+
+@pytest.mark.parametrize("form", PASSWORD_FORMS)
+def test_a_password_change_is_applied_and_never_shown(host, form):
     old_password = x.db_password()
     try:
-        run = x.ansible_playbook(
-            "--diff", "-vvv", extra_vars={"alt42_heartbeat_db_password": NEW_PASSWORD}
-        )
+        run = x.ansible_playbook("--diff", "-vvv", extra_vars=PASSWORD_FORMS[form])
         out = output_of(run)
         assert run.returncode == 0, tail(out)
+        deprecated = "alt42_heartbeat_db_password is deprecated" in out
+        assert deprecated == (form == "deprecated variable"), tail(out)
         assert NEW_PASSWORD in host.file(x.CONFIG_FILE).content_string, "the change was applied"
         assert "Config | Write the configuration file, checked by the job first" in out
         assert "censored" in out, "the config task's result is hidden"
