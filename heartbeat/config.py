@@ -1,8 +1,9 @@
 """Configuration: the INI file, the environment and Moodle's config.php, merged.
 
 Every key is declared once, in :data:`KEYS` (section, name, parser, default, help):
-parsing, validation, the messages, ``alt42-heartbeat`` rejecting unknown keys and the
-README's list of keys (``python -m heartbeat.config``) all follow from it.
+parsing, validation, the messages, the sections' dataclass defaults, ``alt42-heartbeat``
+rejecting unknown keys, the environment variables and the README's list of keys
+(``python -m heartbeat.config``) all follow from it.
 
 Precedence for ``[database]``, highest first: ``ALT42_DB_*`` environment variables,
 explicit keys of the INI file, values read (as text, never by running PHP) from the
@@ -53,129 +54,14 @@ DEFAULT_SOCKET = "/run/mysqld/mysqld.sock"
 #: Hosts for which mysqli uses the Unix socket; any other host means TCP.
 SOCKET_HOSTS = ("localhost", "")
 
-_Raw = Union[str, int, None]
-_T = TypeVar("_T")
-
-
-# --------------------------------------------------------------------------- the values
-
-
-@dataclass(frozen=True)
-class DatabaseConfig:
-    """Where and how to reach Moodle's database.
-
-    ``socket`` is where the connection goes for host ``localhost`` (None: TCP to
-    host:port), decided as PHP's mysqli decides. ``name`` and ``user`` have no default:
-    Moodle has none either, so a site that gives neither is misconfigured, not "moodle".
-    """
-
-    host: str = "localhost"
-    port: int = 3306
-    socket: Optional[str] = DEFAULT_SOCKET
-    name: str = ""
-    user: str = ""
-    password: str = field(default="", repr=False)
-    prefix: str = "mdl_"
-    moodle_config: Optional[str] = None  # the config.php values were read from, if any
-
-
-@dataclass(frozen=True)
-class HeartbeatConfig:
-    """How the job behaves."""
-
-    interval_minutes: int = 30
-    # The cron expression that starts the job (None: an INI without it; slots are then
-    # UTC intervals of interval_minutes, as before schedules were known).
-    schedule: Optional[Schedule] = None
-    window_hours: int = 24
-    open_session_hours: int = 24
-    rules: Optional[str] = None  # path of a rule book replacing the shipped one
-    batch_size: int = 1000
-    # "" until load_config derives it from the database (one lock per site, see
-    # site_lock_file), unless the INI sets one.
-    lock_file: str = ""
-    # Past this the run stops after the batch in hand (status aborted, exit 4); 0 in the
-    # file means the default, two thirds of the interval, so a slow run ends before the
-    # next start.
-    max_run_minutes: int = 20
-    query_timeout_seconds: int = 300  # per statement, so one stuck query cannot hold the slot
-    # A run renews its claim every third of this; a claim not renewed for this long (its
-    # host died, froze or lost the network) is taken over by the next server that starts.
-    lease_seconds: int = 90
-
-
-@dataclass(frozen=True)
-class MonitoringConfig:
-    """Dead-man's switch pings, the Prometheus textfile, the status check, failure mail."""
-
-    ping_url: Optional[str] = field(default=None, repr=False)  # holds the check's secret id
-    ping_timeout_seconds: int = 5
-    ping_retries: int = 2
-    metrics_file: Optional[str] = None
-    grace_minutes: int = 10
-    mail_to: tuple[str, ...] = ()  # failure mail recipients; empty: no mail
-    mail_from: Optional[str] = None  # From: header; None lets the MTA choose
-    sendmail: str = "/usr/sbin/sendmail"
-
-
-@dataclass(frozen=True)
-class PacingConfig:
-    """How a run spares the database it shares with the site (``heartbeat.pacing``):
-    between batches it waits while the server is past a limit, and it spreads its
-    writes to a rate. 0 (or no ``replica``) turns a check off."""
-
-    max_threads_running: int = 25
-    max_flow_control_percent: int = 10
-    max_recv_queue: int = 8
-    replica: Optional[tuple[str, int]] = None  # (host, port) whose lag is watched
-    max_replica_lag_seconds: int = 5
-    max_rows_per_second: int = 1000  # bench/harm.py: the neighbour's p99 within noise
-    max_bytes_per_second: int = 0
-
-
 #: How long the per-student rows are kept by default: the longest window a reader of
 #: them uses (the plugin's monitoring API, 30 days) and a margin (docs/footprint.md).
 DETAIL_DAYS = 35
 
-
-@dataclass(frozen=True)
-class RetentionConfig:
-    """How long ``prune`` keeps rows, how many it deletes per transaction, and the size
-    the job's tables may reach (``check`` warns past it).
-
-    Run rows (one per run, tiny) are kept ``days``; the per-student rows (the event and
-    evaluation rows, nearly all the bytes) ``detail_days``."""
-
-    days: int = 400
-    detail_days: int = DETAIL_DAYS
-    batch_size: int = 5000
-    max_size: Optional[int] = None  # bytes
-
-
-@dataclass(frozen=True)
-class ReportConfig:
-    """``report``: the time zone its per-day view counts days in (None: the server's)."""
-
-    time_zone: Optional[str] = None
-
-
-@dataclass(frozen=True)
-class Config:
-    """The whole, validated configuration; ``path`` is the INI file it came from.
-
-    ``sources`` says where each database value came from ("database.host" ->
-    "environment variable ALT42_DB_HOST", "/var/www/moodle/config.php: $CFG->dbhost",
-    "default", ...), so that ``check`` can tell the operator which setting won.
-    """
-
-    path: str
-    database: DatabaseConfig
-    heartbeat: HeartbeatConfig
-    monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
-    pacing: PacingConfig = field(default_factory=PacingConfig)
-    retention: RetentionConfig = field(default_factory=RetentionConfig)
-    report: ReportConfig = field(default_factory=ReportConfig)
-    sources: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
+_Raw = Union[str, int, None]
+_T = TypeVar("_T")
+#: A dataclass field's default that is its key's default in ``KEYS`` (``_defaults_from_keys``).
+FROM_KEYS: Any = object()
 
 
 #: Names people carry over from Moodle's config.php or other tools, which difflib
@@ -530,9 +416,14 @@ def heartbeat_config(section: Mapping[str, str], path: str, base_dir: str) -> He
         **{
             **values,
             "interval_minutes": interval,
-            "max_run_minutes": max_run or max(1, interval * 2 // 3),
+            "max_run_minutes": max_run or default_max_run(interval),
         }
     )
+
+
+def default_max_run(interval_minutes: int) -> int:
+    """A run's deadline when the file sets none: two thirds of the interval."""
+    return max(1, interval_minutes * 2 // 3)
 
 
 def retention_config(section: Mapping[str, str], path: str, base_dir: str) -> RetentionConfig:
@@ -921,6 +812,147 @@ KNOWN_KEYS: Mapping[str, tuple[str, ...]] = {
 #: ``[database]`` key -> the environment variable that overrides it.
 ENV_VARS: Mapping[str, str] = {key.name: key.env for key in KEYS if key.env}
 _KEY: Mapping[tuple[str, str], Key] = {(key.section, key.name): key for key in KEYS}
+
+
+# --------------------------------------------------------------------------- the values
+#
+# Each section's validated values. A field's default is its key's (``KEYS``), filled in
+# by ``_defaults_from_keys`` where the field says ``FROM_KEYS``: a default is declared
+# once. The few that differ are values the loader derives (the socket, max_run_minutes,
+# detail_days) and say from what.
+
+
+def _defaults_from_keys(section: str) -> Callable[[type[_T]], type[_T]]:
+    """Class decorator (under ``@dataclass``): each ``FROM_KEYS`` default becomes the
+    default of the key of the same name in ``section``."""
+
+    def fill(kind: type[_T]) -> type[_T]:
+        for name, value in list(vars(kind).items()):
+            if value is FROM_KEYS:
+                setattr(kind, name, _KEY[section, name].default)
+            elif isinstance(value, dataclasses.Field) and value.default is FROM_KEYS:
+                value.default = _KEY[section, name].default
+        return kind
+
+    return fill
+
+
+@dataclass(frozen=True)
+@_defaults_from_keys("database")
+class DatabaseConfig:
+    """Where and how to reach Moodle's database.
+
+    ``socket`` is where the connection goes for host ``localhost`` (None: TCP to
+    host:port), decided as PHP's mysqli decides. ``name`` and ``user`` have no default:
+    Moodle has none either, so a site that gives neither is misconfigured, not "moodle".
+    """
+
+    host: str = FROM_KEYS
+    port: int = FROM_KEYS
+    socket: Optional[str] = DEFAULT_SOCKET  # PHP mysqli's, where no key gives one
+    name: str = ""  # no default: "" until a source gives it
+    user: str = ""
+    password: str = field(default=FROM_KEYS, repr=False)
+    prefix: str = FROM_KEYS
+    moodle_config: Optional[str] = None  # the config.php values were read from, if any
+
+
+@dataclass(frozen=True)
+@_defaults_from_keys("heartbeat")
+class HeartbeatConfig:
+    """How the job behaves."""
+
+    interval_minutes: int = FROM_KEYS
+    # The cron expression that starts the job (None: an INI without it; slots are then
+    # UTC intervals of interval_minutes, as before schedules were known).
+    schedule: Optional[Schedule] = FROM_KEYS
+    window_hours: int = FROM_KEYS
+    open_session_hours: int = FROM_KEYS
+    rules: Optional[str] = FROM_KEYS  # path of a rule book replacing the shipped one
+    batch_size: int = FROM_KEYS
+    # "" until load_config derives it from the database (one lock per site, see
+    # site_lock_file), unless the INI sets one.
+    lock_file: str = FROM_KEYS
+    # Past this the run stops after the batch in hand (status aborted, exit 4); not set
+    # (0 in the file), two thirds of the interval, so a slow run ends before the next start.
+    max_run_minutes: int = default_max_run(_KEY["heartbeat", "interval_minutes"].default)
+    query_timeout_seconds: int = FROM_KEYS  # per statement: one stuck query cannot hold the slot
+    # A run renews its claim every third of this; a claim not renewed for this long (its
+    # host died, froze or lost the network) is taken over by the next server that starts.
+    lease_seconds: int = FROM_KEYS
+
+
+@dataclass(frozen=True)
+@_defaults_from_keys("monitoring")
+class MonitoringConfig:
+    """Dead-man's switch pings, the Prometheus textfile, the status check, failure mail."""
+
+    ping_url: Optional[str] = field(default=FROM_KEYS, repr=False)  # holds a secret id
+    ping_timeout_seconds: int = FROM_KEYS
+    ping_retries: int = FROM_KEYS
+    metrics_file: Optional[str] = FROM_KEYS
+    grace_minutes: int = FROM_KEYS
+    mail_to: tuple[str, ...] = FROM_KEYS  # failure mail recipients; empty: no mail
+    mail_from: Optional[str] = FROM_KEYS  # From: header; None lets the MTA choose
+    sendmail: str = FROM_KEYS
+
+
+@dataclass(frozen=True)
+@_defaults_from_keys("pacing")
+class PacingConfig:
+    """How a run spares the database it shares with the site (``heartbeat.pacing``):
+    between batches it waits while the server is past a limit, and it spreads its
+    writes to a rate. 0 (or no ``replica``) turns a check off."""
+
+    max_threads_running: int = FROM_KEYS
+    max_flow_control_percent: int = FROM_KEYS
+    max_recv_queue: int = FROM_KEYS
+    replica: Optional[tuple[str, int]] = FROM_KEYS  # (host, port) whose lag is watched
+    max_replica_lag_seconds: int = FROM_KEYS
+    max_rows_per_second: int = FROM_KEYS  # bench/harm.py: the neighbour's p99 within noise
+    max_bytes_per_second: int = FROM_KEYS
+
+
+@dataclass(frozen=True)
+@_defaults_from_keys("retention")
+class RetentionConfig:
+    """How long ``prune`` keeps rows, how many it deletes per transaction, and the size
+    the job's tables may reach (``check`` warns past it).
+
+    Run rows (one per run, tiny) are kept ``days``; the per-student rows (the event and
+    evaluation rows, nearly all the bytes) ``detail_days``."""
+
+    days: int = FROM_KEYS
+    detail_days: int = DETAIL_DAYS  # not set (None in the file): this, or days (retention_config)
+    batch_size: int = FROM_KEYS
+    max_size: Optional[int] = FROM_KEYS  # bytes
+
+
+@dataclass(frozen=True)
+@_defaults_from_keys("report")
+class ReportConfig:
+    """``report``: the time zone its per-day view counts days in (None: the server's)."""
+
+    time_zone: Optional[str] = FROM_KEYS
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole, validated configuration; ``path`` is the INI file it came from.
+
+    ``sources`` says where each database value came from ("database.host" ->
+    "environment variable ALT42_DB_HOST", "/var/www/moodle/config.php: $CFG->dbhost",
+    "default", ...), so that ``check`` can tell the operator which setting won.
+    """
+
+    path: str
+    database: DatabaseConfig
+    heartbeat: HeartbeatConfig
+    monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
+    pacing: PacingConfig = field(default_factory=PacingConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
+    sources: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
 
 
 def describe_keys() -> str:

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from heartbeat import config as config_module
 from heartbeat.config import (
     CONFIG_ENV,
     DEFAULT_CONFIG_PATH,
@@ -21,6 +22,8 @@ from heartbeat.config import (
     DatabaseConfig,
     HeartbeatConfig,
     MonitoringConfig,
+    PacingConfig,
+    ReportConfig,
     RetentionConfig,
     describe_keys,
     load_config,
@@ -92,6 +95,12 @@ def test_empty_file_gives_moodle_defaults_but_no_name_or_user(tmp_path: Path) ->
     assert config.heartbeat == dataclasses.replace(
         HeartbeatConfig(), lock_file=config.heartbeat.lock_file
     )
+    assert (config.monitoring, config.pacing, config.retention, config.report) == (
+        MonitoringConfig(),
+        PacingConfig(),
+        RetentionConfig(),
+        ReportConfig(),
+    )
     assert re.fullmatch(
         r"/run/lock/alt42-heartbeat-moodle-[0-9a-f]{12}\.lock", config.heartbeat.lock_file
     )
@@ -130,6 +139,29 @@ def test_config_php_without_dbname_is_an_error(tmp_path: Path, key: str) -> None
     message = load_error(path, {})
     assert message.startswith(f"{path}: [database] {key} is not set")
     assert f"{php}: $CFG->{php_key} (not set there)" in message
+
+
+#: Fields whose default the loader derives instead of taking a key's as it is.
+DERIVED = {("database", "socket"), ("database", "name"), ("database", "user"),
+           ("heartbeat", "max_run_minutes"), ("retention", "detail_days")}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("section", "kind"),
+    [("database", DatabaseConfig), ("heartbeat", HeartbeatConfig),
+     ("monitoring", MonitoringConfig), ("pacing", PacingConfig),
+     ("retention", RetentionConfig), ("report", ReportConfig)],
+)  # fmt: skip
+def test_a_sections_defaults_are_its_keys(section: str, kind: type) -> None:
+    """One owner: a value's default is its key's in KEYS (0.4.0 had its own copy in each
+    dataclass, and max_run_minutes 20 there against 0 in KEYS)."""
+    keys = {key.name: key for key in config_module.KEYS if key.section == section}
+    for item in dataclasses.fields(kind):
+        if item.name in keys and (section, item.name) not in DERIVED:
+            assert item.default == keys[item.name].default, item.name
+    assert HeartbeatConfig().max_run_minutes == config_module.default_max_run(
+        HeartbeatConfig().interval_minutes
+    )
 
 
 def test_every_key(tmp_path: Path) -> None:
