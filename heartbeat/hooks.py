@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Optional
 
 from heartbeat import mail, metrics, ping
+from heartbeat.errors import HeartbeatError
 
 if TYPE_CHECKING:
     from heartbeat.config import Config
@@ -55,6 +56,8 @@ def notify(config: Config, state: State, run: Run, dry_run: bool) -> None:
     for hook in HOOKS:
         try:
             hook.notify(config, state, run, dry_run)
+        except HeartbeatError:
+            raise  # a signal (Interrupted) or the time limit: the command's, not the hook's
         except Exception as exc:  # noqa: BLE001 - a monitoring hook never changes the outcome
             name = hook.__name__.rsplit(".", 1)[-1]
             log.warning(

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
 from heartbeat import __version__
+from heartbeat.errors import HeartbeatError
 
 if TYPE_CHECKING:
     from heartbeat.config import Config
@@ -42,6 +43,8 @@ def notify(config: Config, state: State, run: Run, dry_run: bool) -> None:
         return  # only the server that ran reports
     try:
         write_atomically(path, content(config, run.summary))
+    except HeartbeatError:
+        raise  # a signal while writing: the command's to handle
     except Exception as exc:  # noqa: BLE001 - a monitoring hook never changes the outcome
         problem = getattr(exc, "strerror", None) or f"{type(exc).__name__}: {exc}"
         log.error("ERROR: cannot write metrics file %s: %s", path, problem)

@@ -15,7 +15,7 @@ import urllib.parse
 import urllib.request
 from typing import TYPE_CHECKING, Optional
 
-from heartbeat.errors import EXIT_OK
+from heartbeat.errors import EXIT_OK, HeartbeatError
 
 if TYPE_CHECKING:
     from heartbeat.config import Config
@@ -81,6 +81,8 @@ def send(
             problem = f"HTTP {exc.code}"
         except (urllib.error.URLError, OSError) as exc:
             problem = str(getattr(exc, "reason", exc))
+        except HeartbeatError:
+            raise  # SIGTERM/SIGINT while waiting for the monitor: the run stops as anywhere
         # Not all of http.client's errors are OSError: a server that answers something
         # other than HTTP (BadStatusLine), a URL it cannot parse (InvalidURL, ValueError).
         # A monitor must never change a run's outcome.

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import inspect
 import logging
+import signal
+import socket
 import types
 from pathlib import Path
 
@@ -18,7 +20,7 @@ import pytest
 from heartbeat import hooks, mail, metrics, ping
 from heartbeat.config import load_config
 from heartbeat.run import RunSummary
-from tests.conftest import Monitor, Site, mailed
+from tests.conftest import Monitor, Site, mailed, start_cli
 
 
 def monitored(site: Site, monitor: str, mta: Path, prom: Path) -> Path:
@@ -88,3 +90,28 @@ def test_a_hook_that_breaks_unforeseen_is_one_warning_and_the_others_still_run(
     ]
     assert Monitor.hits == ["/ping/abc-123/3?rid="]
     assert len(mailed(mta)) == 1
+
+
+def test_sigterm_while_a_ping_waits_on_a_silent_monitor_stops_the_run(demo_site: Site) -> None:
+    """A monitor that accepts and never answers: SIGTERM during the start ping stops the
+    run there (aborted, exit 4, nothing processed), as anywhere else. A hook's own catch
+    once took the signal for a failed ping, and the run went on."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        ini = demo_site.write_ini()
+        ini.write_text(
+            ini.read_text() + f"[monitoring]\nping_url = http://127.0.0.1:"
+            f"{silent.getsockname()[1]}/ping/x\nping_timeout_seconds = 30\nping_retries = 0\n"
+        )
+        process = start_cli("--config", str(ini), "run")
+        silent.settimeout(60)
+        connection, _ = silent.accept()  # the start ping is waiting for its answer
+        with connection:
+            process.send_signal(signal.SIGTERM)
+            out, err = process.communicate(timeout=60)
+    assert process.returncode == 4, err
+    assert "Monitor ping 'start' failed" not in err
+    assert "SIGTERM received" in err
+    [(status, processed)] = demo_site.query(
+        "SELECT status, students_processed FROM mdl_alt42_heartbeat_log"
+    )
+    assert (status, processed) == ("aborted", 0), out

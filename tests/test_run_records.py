@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import pytest
 
-from heartbeat import cli, coordinate, store, students
+from heartbeat import cli, coordinate, ping, store, students
 from heartbeat.config import load_config
 from tests.conftest import DB_PASSWORD, Monitor, Site, cli_env, mailed
 
@@ -89,7 +89,7 @@ PHASES: dict[str, Callable[[int], Callable[[], None]]] = {
     "claiming": lambda sig: after(store, "claim_slot", kill_self(sig)),
     # the start ping is on its way
     "pinging": lambda sig: before(
-        cli, "_ping", lambda *a, **k: a[1] == "start" and kill_self(sig)()
+        ping, "notify", lambda *a, **k: a[1] == "start" and kill_self(sig)()
     ),
     "reading active students": lambda sig: before(students, "active_student_ids", kill_self(sig)),
 }
