@@ -1,9 +1,8 @@
 """The monitoring hooks (``heartbeat.hooks``): ping, metrics file and failure mail are
 modules of one shape, told alike how a run started and ended, never able to change it.
 
-Each hook's own behaviour is tested beside it: the ping in ``test_cluster.py`` and
-``test_operations.py``, the metrics in ``test_monitoring.py``, the mail in
-``test_mail.py``.
+Each hook's own behaviour is tested beside it: ``test_ping.py``, ``test_metrics.py``,
+``test_mail.py`` (and a real run's pings and metrics in ``test_cluster.py``).
 """
 
 from __future__ import annotations
