@@ -131,6 +131,16 @@ def test_a_key_an_older_release_does_not_know_is_left_out_for_it(tmp_path: Path)
     assert config_module.load_config(str(newer), environ={}).heartbeat.lease_seconds == 60
 
 
+def test_a_roll_back_to_0_1_0_gets_no_section_it_does_not_know(tmp_path: Path) -> None:
+    """0.1.0 refuses a section it does not know, even an empty one ([pacing], [report]):
+    a section without a key is never written (Molecule upgrade rolls back to 0.1.0)."""
+    settings = {"database": {"name": "moodle"}, "pacing": {"replica": "db2"},
+                "report": {"time_zone": "Asia/Seoul"}}  # fmt: skip
+    text = render(tmp_path, "old.ini", {"alt42_heartbeat_settings": settings}, "0.1.0").read_text()
+    headers = [line for line in text.splitlines() if line.startswith("[")]
+    assert headers == ["[database]"], text
+
+
 def test_an_unknown_section_or_key_reaches_the_job_which_names_it(tmp_path: Path) -> None:
     settings = {"database": {"name": "moodle", "user": "alt42"}, "monitorng": {"ping_url": "x"}}
     ini = render(tmp_path, "typo.ini", {"alt42_heartbeat_settings": settings})
