@@ -76,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--config",
         metavar="FILE",
-        help="INI file (default: $ALT42_HEARTBEAT_CONFIG or /etc/alt42/heartbeat.ini)",
+        help="INI file (default: $ALT42_HEARTBEAT_CONFIG, else the heartbeat.ini beside this"
+        " release's venv, which the role writes, else /etc/alt42/heartbeat.ini)",
     )
     parser.add_argument(
         "--log-file",

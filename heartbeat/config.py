@@ -39,6 +39,13 @@ from heartbeat.moodle_config import SUPPORTED_DBTYPES, MoodleDbSettings, read_mo
 from heartbeat.schedule import Schedule, parse_schedule
 
 DEFAULT_CONFIG_PATH = "/etc/alt42/heartbeat.ini"
+#: The INI a release installed by the role reads by default: its own, beside its venv
+#: (``<release>/venv`` and ``<release>/heartbeat.ini``), so that code and configuration
+#: switch together with the release (one rename of ``current``). The path comes from
+#: the interpreter's prefix, which the venv's console script names by the release's own
+#: directory: a switch of ``current`` while a run starts cannot pair one release's code
+#: with the other's configuration.
+RELEASE_CONFIG_NAME = "heartbeat.ini"
 #: The host locks' directory: the role creates it for the job's user alone (its
 #: __alt42_heartbeat_lock_dir), so that no other local user can hold the lock; without
 #: it (the job installed by hand), the world-writable /run/lock, where the job refuses a
@@ -227,13 +234,27 @@ def _schedule(raw: str, where: str, _base: str) -> Schedule:
     return parse_schedule(raw, where)
 
 
-def resolve_config_path(path: Optional[str], environ: Mapping[str, str]) -> str:
-    """The INI file to read: ``path``, else ``$ALT42_HEARTBEAT_CONFIG``, else the default."""
+def release_config_path(prefix: str = sys.prefix, base_prefix: str = sys.base_prefix) -> str:
+    """The INI of the release this process runs from (``RELEASE_CONFIG_NAME`` beside its
+    venv), or "" outside a venv (a system-wide install has no release of its own)."""
+    if prefix == base_prefix:
+        return ""
+    return os.path.join(os.path.dirname(os.path.normpath(prefix)), RELEASE_CONFIG_NAME)
+
+
+def resolve_config_path(
+    path: Optional[str], environ: Mapping[str, str], release_config: Optional[str] = None
+) -> str:
+    """The INI file to read: ``path``, else ``$ALT42_HEARTBEAT_CONFIG``, else the release's
+    own INI when it exists, else the default."""
     if path is not None:
         if not path:
             raise ConfigError("the configuration file path is empty; pass --config FILE")
         return path
-    return environ.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH
+    if environ.get(CONFIG_ENV):
+        return environ[CONFIG_ENV]
+    own = release_config_path() if release_config is None else release_config
+    return own if own and os.path.isfile(own) else DEFAULT_CONFIG_PATH
 
 
 def load_config(path: Optional[str] = None, environ: Optional[Mapping[str, str]] = None) -> Config:

@@ -104,8 +104,9 @@ def history(conn: Any, tables: db.Tables, columns: set[str], since: dt.datetime)
 
 def php_schedules_here(config_path: str) -> Optional[str]:
     """Where the PHP job is still scheduled on this host, as the role last recorded it
-    (``PHP_RECORD`` next to the INI), in words; None without a record."""
-    path = os.path.join(os.path.dirname(config_path), PHP_RECORD)
+    (``PHP_RECORD`` next to the INI the role wrote: in the release's directory, which
+    /etc/alt42/heartbeat.ini links to), in words; None without a record."""
+    path = os.path.join(os.path.dirname(os.path.realpath(config_path)), PHP_RECORD)
     try:
         with open(path, encoding="utf-8") as handle:
             entries = json.load(handle)["php_schedules"]

@@ -99,15 +99,19 @@ def _run_as_cron_beside(ini: Path, log: Path) -> subprocess.CompletedProcess[str
 
 
 LOG = "/var/log/alt42/heartbeat_cron.log"
-JOB = "/opt/alt42-heartbeat/current/venv/bin/alt42-heartbeat --config /etc/alt42/heartbeat.ini"
+JOB = "/opt/alt42-heartbeat/current/venv/bin/alt42-heartbeat"
+RELEASE = "/opt/alt42-heartbeat/releases/0.4.0-0123abcd-py3.11"
 
 
 @pytest.mark.parametrize(
     ("runtime", "version", "command"),
     [
-        ("python", "0.3.0", f"{JOB} --log-file {LOG} run"),
-        # a roll back to a release that cannot open its log gets the shell's `>>`
-        ("python", "0.2.0", f"{JOB} run >> {LOG} 2>&1"),
+        # from 0.5.0 the release reads the INI beside its venv
+        ("python", "0.5.0", f"{JOB} --log-file {LOG} run"),
+        # a roll back to an older release names that release's own INI
+        ("python", "0.3.0", f"{JOB} --config {RELEASE}/heartbeat.ini --log-file {LOG} run"),
+        # and to one that cannot open its log, the shell's `>>`
+        ("python", "0.2.0", f"{JOB} --config {RELEASE}/heartbeat.ini run >> {LOG} 2>&1"),
         ("php", "0.3.0", f"/usr/bin/php {MANUAL_SCRIPT} >> {LOG} 2>&1"),
     ],
 )
@@ -115,8 +119,9 @@ def test_the_cron_line_lets_the_job_open_its_log(runtime: str, version: str, com
     result = role_adhoc(
         "ansible.builtin.debug",
         "var=__alt42_heartbeat_command",
-        {"alt42_heartbeat_runtime": runtime, "__alt42_heartbeat_target_version": version},
-    )
+        {"alt42_heartbeat_runtime": runtime, "__alt42_heartbeat_target_version": version,
+         "__alt42_heartbeat_release": RELEASE},
+    )  # fmt: skip
     assert result["__alt42_heartbeat_command"] == command
 
 
@@ -405,13 +410,18 @@ def test_the_record_names_the_lines_for_status(host: Host, tmp_path: Path) -> No
         "not on this host at the last deploy: look at the site's other web servers"
     )
     assert status.php_schedules_here(str(tmp_path / "nowhere" / "heartbeat.ini")) is None
+    # /etc/alt42/heartbeat.ini links to the release's INI, beside which the role records
+    (tmp_path / "link").mkdir()
+    (tmp_path / "link" / "heartbeat.ini").symlink_to(record.parent / "heartbeat.ini")
+    assert status.php_schedules_here(str(tmp_path / "link" / "heartbeat.ini")) == (
+        status.php_schedules_here(str(record.parent / "heartbeat.ini"))
+    )
 
 
 def test_the_record_path_is_where_status_reads_it() -> None:
     text = (ROLE / "vars" / "main.yml").read_text()
     expected = (
-        '__alt42_heartbeat_php_record: "{{ __alt42_heartbeat_config_dir }}/'
-        f'{status.PHP_RECORD}"'
+        f'__alt42_heartbeat_php_record: "{{{{ __alt42_heartbeat_release }}}}/{status.PHP_RECORD}"'
     )
     assert expected in text
 

@@ -7,6 +7,8 @@ import builtins
 import dataclasses
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Optional
 
@@ -27,9 +29,11 @@ from heartbeat.config import (
     RetentionConfig,
     describe_keys,
     load_config,
+    release_config_path,
     resolve_config_path,
 )
 from heartbeat.errors import EXIT_CONFIG, ConfigError
+from tests.conftest import cli_env
 
 SECRET = "Zebra-7q!Sup3rS3cret"
 #: The database name and user (no default exists), for tests about other keys.
@@ -247,6 +251,41 @@ def test_path_resolution() -> None:
     assert resolve_config_path(None, {}) == DEFAULT_CONFIG_PATH
     with pytest.raises(ConfigError):
         resolve_config_path("", {})
+
+
+def test_a_release_reads_its_own_ini_by_default(tmp_path: Path) -> None:
+    """The role's layout: <release>/venv and <release>/heartbeat.ini. Without --config
+    or the variable, the release's own INI (code and configuration switch together);
+    without one, the default; outside a venv there is no release INI."""
+    release = tmp_path / "releases" / "0.5.0-abcdef12-py3.11"
+    (release / "venv").mkdir(parents=True)
+    own = release_config_path(str(release / "venv"), "/usr")
+    assert own == str(release / "heartbeat.ini")
+    assert resolve_config_path(None, {}, own) == DEFAULT_CONFIG_PATH  # not written yet
+    (release / "heartbeat.ini").write_text("[database]\n")
+    assert resolve_config_path(None, {}, own) == own
+    assert resolve_config_path(None, {CONFIG_ENV: "/y.ini"}, own) == "/y.ini"
+    assert resolve_config_path("/x.ini", {}, own) == "/x.ini"
+    assert release_config_path("/usr", "/usr") == ""
+
+
+def test_the_cli_run_from_a_release_venv_reads_the_release_ini(tmp_path: Path) -> None:
+    """A real venv made where the role makes one: its console script finds the INI beside
+    the venv through the interpreter's prefix (the shebang names the release's own path,
+    not `current`)."""
+    release = tmp_path / "releases" / "r1"
+    venv = release / "venv"
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(venv)],
+        check=True, timeout=120,
+    )  # fmt: skip
+    (release / "heartbeat.ini").write_text("[database]\nname = from_release\n")
+    code = "from heartbeat import config; print(config.resolve_config_path(None, {}))"
+    done = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", code],
+        capture_output=True, text=True, check=True, timeout=60, env=cli_env(),
+    )  # fmt: skip
+    assert done.stdout.strip() == str(release / "heartbeat.ini")
 
 
 def test_config_path_from_environment(tmp_path: Path) -> None:

@@ -141,6 +141,29 @@ def test_a_roll_back_to_0_1_0_gets_no_section_it_does_not_know(tmp_path: Path) -
     assert headers == ["[database]"], text
 
 
+@pytest.mark.parametrize("form", ["settings", "deprecated"])
+def test_migrates_configuration_names_its_own_account_in_either_form(
+    tmp_path: Path, form: str
+) -> None:
+    """migrate.yml writes the INI with alt42_heartbeat_migrate_db_user/_password. With
+    the account in alt42_heartbeat_settings, it was the job's account that migrated (the
+    override set only the deprecated variables, which a settings key wins over)."""
+    site = {"database": {"name": "moodle", "user": "alt42", "password": "job-pw"}}
+    given = (
+        {"alt42_heartbeat_settings": site} if form == "settings"
+        else {"alt42_heartbeat_db_name": "moodle", "alt42_heartbeat_db_user": "alt42",
+              "alt42_heartbeat_db_password": "job-pw"}
+    )  # fmt: skip
+    migrate = {
+        "alt42_heartbeat_migrate_db_user": "alt42_migrate",
+        "alt42_heartbeat_migrate_db_password": "migrate-pw",
+        "__alt42_heartbeat_settings": "{{ __alt42_heartbeat_migrate_settings }}",
+    }
+    ini = render(tmp_path, "migrate.ini", {**given, **migrate})
+    read = config_module.load_config(str(ini), environ={}).database
+    assert (read.name, read.user, read.password) == ("moodle", "alt42_migrate", "migrate-pw")
+
+
 def test_an_unknown_section_or_key_reaches_the_job_which_names_it(tmp_path: Path) -> None:
     settings = {"database": {"name": "moodle", "user": "alt42"}, "monitorng": {"ping_url": "x"}}
     ini = render(tmp_path, "typo.ini", {"alt42_heartbeat_settings": settings})

@@ -45,7 +45,7 @@ def test_every_schedule_of_the_php_job_is_retired_and_nothing_else_changed(host)
     ]
     # the role's own file, with the adopted schedule
     assert x.cron_job(host).schedule == "* * * * *"
-    record = json.loads(host.check_output("cat /etc/alt42/php-schedules.json"))
+    record = json.loads(host.check_output(f"cat {x.CURRENT}/php-schedules.json"))
     entries = record["php_schedules"]
     assert len(entries) == 3 and not any(e["active"] for e in entries), entries
 

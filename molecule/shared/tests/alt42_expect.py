@@ -19,7 +19,7 @@ from typing import Any
 PROJECT_DIR = Path(__file__).resolve().parents[3]
 
 CRON_FILE = "/etc/cron.d/alt42-heartbeat"
-CONFIG_FILE = "/etc/alt42/heartbeat.ini"
+CONFIG_FILE = "/etc/alt42/heartbeat.ini"  # a link to the current release's INI
 LOG_DIR = "/var/log/alt42"
 LOG_FILE = f"{LOG_DIR}/heartbeat_cron.log"
 LOGROTATE_FILE = "/etc/logrotate.d/alt42-heartbeat"
@@ -66,7 +66,7 @@ def expected_command() -> str:
     """The job's command in the cron entry, as agreed in docs/role-interface.md."""
     if runtime() == "php":
         return f"{PHP_BINARY} {PHP_SCRIPT} >> {LOG_FILE} 2>&1"
-    return f"{CLI} --config {CONFIG_FILE} --log-file {LOG_FILE} run"
+    return f"{CLI} --log-file {LOG_FILE} run"  # the release's own INI
 
 
 def project_version() -> str:
@@ -125,7 +125,7 @@ def cron_env_and_jobs(host) -> tuple[dict[str, str], list[CronEntry]]:
 
 
 def expected_prune_command() -> str:
-    return f"{CLI} --config {CONFIG_FILE} --log-file {LOG_FILE} prune"
+    return f"{CLI} --log-file {LOG_FILE} prune"
 
 
 def is_prune(command: str) -> bool:

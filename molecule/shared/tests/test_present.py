@@ -157,7 +157,12 @@ def test_forced_rotation_keeps_the_data(host):
 
 @python_only
 def test_config_file_owner_mode_and_password(host):
-    conf = host.file(x.CONFIG_FILE)
+    """The release's own INI, beside its venv; /etc/alt42/heartbeat.ini links to the
+    current release's (one rename of `current` switches code and configuration)."""
+    release = host.file(x.CURRENT).linked_to
+    assert host.check_output(f"readlink {x.CONFIG_FILE}") == f"{x.CURRENT}/heartbeat.ini"
+    assert host.file(x.CONFIG_FILE).linked_to == f"{release}/heartbeat.ini"
+    conf = host.file(f"{release}/heartbeat.ini")
     assert conf.is_file
     assert (conf.user, conf.group, conf.mode) == ("root", "www-data", 0o640)
     assert x.db_password() in conf.content_string, "the password from the variable"
@@ -185,6 +190,15 @@ def test_the_job_reads_the_database_identity_from_config_php(host):
     result = host.run(x.as_www_data(f"{x.CLI} --config {x.CONFIG_FILE} check --config-only"))
     assert result.rc == 0, result
     assert f"OK database database '{name}' as '{user}' on " in result.stdout, result.stdout
+
+
+@python_only
+def test_the_job_as_cron_starts_it_reads_its_releases_own_ini(host):
+    """cron names no INI: the release reads the one beside its venv, by the release's
+    own path (its script's interpreter), not through `current`."""
+    release = host.file(x.CURRENT).linked_to
+    out = host.check_output(x.as_www_data(f"{x.CLI} check --config-only"))
+    assert f"OK config {release}/heartbeat.ini" in out, out
 
 
 @python_only

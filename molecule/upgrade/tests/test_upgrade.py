@@ -41,6 +41,13 @@ def test_the_upgrade_installed_the_release_beside_the_old_one(host):
     columns = {r[0] for r in x.sql(host, f"SHOW COLUMNS FROM {x.HEARTBEAT_LOG}")}
     assert "version" in columns
     assert f"schedule = {x.schedule()}" in host.file(x.CONFIG_FILE).content_string
+    # the INI 0.1.0 ran with moved into its directory, beside its venv (a roll back gets
+    # its own INI; /etc/alt42/heartbeat.ini links to the current release's)
+    kept = host.file(f"{LEGACY}/heartbeat.ini")
+    assert (kept.user, kept.group, kept.mode) == ("root", "www-data", 0o640)
+    assert "schedule =" not in kept.content_string and "[database]" in kept.content_string
+    assert host.file(x.CONFIG_FILE).linked_to == f"{release}/heartbeat.ini"
+    assert not host.file("/etc/alt42/php-schedules.json").exists  # beside the release's INI now
 
 
 def start_loop(host):
@@ -78,6 +85,12 @@ def test_upgrades_and_rollbacks_while_the_job_keeps_starting(host):
             assert run.returncode == 0, tail(out)
             assert current(host) == new
             time.sleep(8)
+        # a change of settings alone: the current release's INI, replaced in one rename
+        run, out = play(host, alt42_heartbeat_settings={"heartbeat": {"batch_size": 250}})
+        assert run.returncode == 0, tail(out)
+        assert current(host) == new
+        assert "batch_size = 250" in host.file(x.CONFIG_FILE).content_string
+        time.sleep(6)
     finally:
         codes = stop_loop(host)
     assert len(codes) >= 10, codes
