@@ -35,7 +35,13 @@ from typing import Any, Callable, Optional, TypeVar, Union
 
 from heartbeat.errors import ConfigError
 from heartbeat.files import read_text_file
-from heartbeat.moodle_config import SUPPORTED_DBTYPES, MoodleDbSettings, read_moodle_config
+from heartbeat.moodle_config import (
+    FIELDS,
+    SUPPORTED_DBTYPES,
+    MoodleDbSettings,
+    ini_key,
+    read_moodle_config,
+)
 from heartbeat.schedule import Schedule, parse_schedule
 
 DEFAULT_CONFIG_PATH = "/etc/alt42/heartbeat.ini"
@@ -613,8 +619,8 @@ def database_config(
     return database, sources
 
 
-#: INI key -> the MoodleDbSettings field, where they differ.
-_PHP_FIELD: Mapping[str, str] = {"type": "dbtype"}
+#: INI key -> the MoodleDbSettings field, where they differ (moodle_config.ini_key).
+_PHP_FIELD: Mapping[str, str] = {ini_key(field): field for field in FIELDS}
 
 
 def _not_set(key: str, path: str, moodle: Optional[MoodleDbSettings], has_section: bool) -> str:

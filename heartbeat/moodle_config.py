@@ -36,7 +36,8 @@ from heartbeat.files import read_text_file
 MAX_CONFIG_PHP_BYTES = 1024 * 1024
 SUPPORTED_DBTYPES = ("mysqli", "mariadb", "auroramysql")
 
-#: Fields of :class:`MoodleDbSettings` -> how config.php spells them (for messages).
+#: Fields of :class:`MoodleDbSettings` -> how config.php spells them: the ``$CFG``
+#: properties and ``dboptions`` keys read, and how messages name them.
 PHP_NAMES: Mapping[str, str] = {
     "dbtype": "$CFG->dbtype",
     "host": "$CFG->dbhost",
@@ -47,28 +48,15 @@ PHP_NAMES: Mapping[str, str] = {
     "port": "$CFG->dboptions['dbport']",
     "socket": "$CFG->dboptions['dbsocket']",
 }
-#: ``$CFG`` properties that hold a field, and the ``dboptions`` keys that do.
-_PROPERTIES: Mapping[str, str] = {
-    "dbtype": "dbtype",
-    "dbhost": "host",
-    "dbname": "name",
-    "dbuser": "user",
-    "dbpass": "password",
-    "prefix": "prefix",
-}
-_OPTIONS: Mapping[str, str] = {"dbport": "port", "dbsocket": "socket"}
-FIELDS = (*_PROPERTIES.values(), *_OPTIONS.values())
-#: Where the operator can set each value instead (named in the fix of a message).
-OVERRIDES: Mapping[str, str] = {
-    "dbtype": "[database] type or ALT42_DB_TYPE",
-    "host": "[database] host or ALT42_DB_HOST",
-    "name": "[database] name or ALT42_DB_NAME",
-    "user": "[database] user or ALT42_DB_USER",
-    "password": "[database] password or ALT42_DB_PASSWORD",
-    "prefix": "[database] prefix or ALT42_DB_PREFIX",
-    "port": "[database] port or ALT42_DB_PORT",
-    "socket": "[database] socket or ALT42_DB_SOCKET",
-}
+_PROPERTIES = {php[6:]: key for key, php in PHP_NAMES.items() if "[" not in php}
+_OPTIONS = {php.split("'")[1]: key for key, php in PHP_NAMES.items() if "[" in php}
+FIELDS = tuple(PHP_NAMES)
+
+
+def ini_key(field: str) -> str:
+    """The ``[database]`` key (and ``ALT42_DB_<KEY>`` variable) that sets ``field``
+    instead: config.py's ``KEYS`` (a test keeps the two equal)."""
+    return "type" if field == "dbtype" else field
 
 
 @dataclass(frozen=True)
@@ -115,9 +103,11 @@ class MoodleDbSettings:
         problem = self.problems[keys[0]]
         same = [key for key in keys if self.problems.get(key) == problem]
         names = ", ".join(PHP_NAMES[key] for key in same)
-        fix = OVERRIDES[same[0]] if len(same) == 1 else (
-            "[database] " + ", ".join(key if key != "dbtype" else "type" for key in same)
-            + " (or their ALT42_DB_* variables)")  # fmt: skip
+        keys = [ini_key(key) for key in same]
+        fix = (
+            f"[database] {keys[0]} or ALT42_DB_{keys[0].upper()}" if len(keys) == 1
+            else f"[database] {', '.join(keys)} (or their ALT42_DB_* variables)"
+        )  # fmt: skip
         return (
             f"{self.source}: line {problem.line}: {names} {problem.reason}; alt42-heartbeat "
             f"reads config.php as text and never runs PHP: set {fix}"

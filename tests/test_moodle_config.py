@@ -13,10 +13,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from heartbeat.config import ENV_VARS
 from heartbeat.errors import EXIT_CONFIG, ConfigError
 from heartbeat.moodle_config import (
+    FIELDS,
     MAX_CONFIG_PHP_BYTES,
     MoodleDbSettings,
+    ini_key,
     parse_moodle_config,
     read_moodle_config,
     tokenize,
@@ -908,3 +911,9 @@ def test_constants_that_cannot_be_read(statements: list[str], fragment: str) -> 
     with pytest.raises(ConfigError) as excinfo:
         settings.require("host")
     assert fragment in str(excinfo.value)
+
+
+def test_each_field_names_the_ini_key_and_variable_config_py_reads() -> None:
+    """A problem's fix names `[database] <key> or ALT42_DB_<KEY>`: config.py's own."""
+    for field in FIELDS:
+        assert ENV_VARS[ini_key(field)] == f"ALT42_DB_{ini_key(field).upper()}", field
