@@ -125,6 +125,17 @@ def test_the_cron_line_lets_the_job_open_its_log(runtime: str, version: str, com
     assert result["__alt42_heartbeat_command"] == command
 
 
+def test_the_php_runtime_needs_no_release_for_its_cron_lines() -> None:
+    """cron.yml templates the prune line on every runtime (its loop item is left absent
+    for PHP): it names no release, which the PHP runtime never chooses (Molecule `php`
+    failed on an undefined __alt42_heartbeat_release)."""
+    result = role_adhoc(
+        "ansible.builtin.debug", "var=__alt42_heartbeat_prune_command",
+        {"alt42_heartbeat_runtime": "php"},
+    )  # fmt: skip
+    assert "undefined" not in str(result["__alt42_heartbeat_prune_command"]).lower()
+
+
 def test_a_log_another_user_owns_costs_the_run_its_log_not_the_run(
     demo_site: Site, foreign_log: Path
 ) -> None:
