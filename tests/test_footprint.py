@@ -275,7 +275,7 @@ def test_the_role_writes_the_retention_keys_a_release_knows(
             "alt42_heartbeat_retention_days": 120,
             "alt42_heartbeat_retention_detail_days": 31,
             "alt42_heartbeat_retention_max_size": "20G",
-            "__alt42_heartbeat_ini_version": release,
+            "__alt42_heartbeat_target_version": release,
             "__alt42_heartbeat_schedule": "*/30 * * * *",
         },
     )

@@ -148,7 +148,7 @@ def test_the_role_writes_every_password_so_that_the_job_reads_it_back(
             "alt42_heartbeat_db_password": password,
             "alt42_heartbeat_db_name": "moodle",
             "alt42_heartbeat_db_user": "alt42",
-            "__alt42_heartbeat_ini_version": "0.3.0",
+            "__alt42_heartbeat_target_version": "0.3.0",
             "__alt42_heartbeat_schedule": "*/30 * * * *",
         },
     )

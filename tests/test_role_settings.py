@@ -63,7 +63,7 @@ def render(tmp_path: Path, name: str, extra: dict[str, Any], release: str = "0.4
     role_adhoc(
         "ansible.builtin.template",
         f"src={ROLE / 'templates' / 'heartbeat.ini.j2'} dest={out}",
-        {"__alt42_heartbeat_ini_version": release, "__alt42_heartbeat_schedule": "*/30 * * * *",
+        {"__alt42_heartbeat_target_version": release, "__alt42_heartbeat_schedule": "*/30 * * * *",
          **extra},
     )  # fmt: skip
     out.chmod(0o600)
@@ -250,3 +250,10 @@ def test_a_settings_mistake_stops_the_play_with_one_line(
     done = settings_tasks(tmp_path, extra)
     assert done.returncode != 0
     assert said in " ".join(done.stdout.split()), done.stdout
+
+
+def test_the_role_writes_the_ini_where_a_release_looks_for_it() -> None:
+    """The release's INI: the name the role writes beside the venv is the one the job
+    reads there without --config (one name, kept equal)."""
+    assert VARS["__alt42_heartbeat_ini_name"] == config_module.RELEASE_CONFIG_NAME
+    assert VARS["__alt42_heartbeat_release_config"].endswith("/{{ __alt42_heartbeat_ini_name }}")
