@@ -1,3 +1,3 @@
 """alt42-heartbeat: the ALT42 student heartbeat job for Moodle, in Python."""
 
-__version__ = "0.5.0"
+__version__ = "1.0.0"

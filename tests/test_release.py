@@ -3,10 +3,13 @@ collection alt42.heartbeat as Ansible users install it."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -187,3 +190,45 @@ def test_the_site_is_migrated_by_its_first_host_in_play_order(tmp_path: Path) ->
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
     assert out.count("group=b,a migrator=a") == 2, out
+
+
+def test_the_wheel_states_its_license_the_way_current_setuptools_reads_it(tmp_path: Path) -> None:
+    """Built as the role builds it on a controller whose setuptools is older than the
+    range (.venv's, Debian 11's and 12's): in an isolated environment from that range. The
+    wheel names the license as an SPDX expression and carries its text, and setuptools
+    warns about nothing (the table form's warning said it stops building in 2027)."""
+    source = tmp_path / "source"
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        (source / name).write_bytes((ROOT / name).read_bytes())
+    shutil.copytree(ROOT / "heartbeat", source / "heartbeat",
+                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "-w", str(tmp_path / "out"),
+         str(source)],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "deprecated" not in (result.stdout + result.stderr).lower()
+    [wheel] = (tmp_path / "out").glob("alt42_heartbeat-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        info = next(n for n in names if n.endswith(".dist-info/METADATA"))
+        metadata = archive.read(info).decode()
+    assert "License-Expression: GPL-3.0-or-later" in metadata.splitlines()
+    assert "License-File: LICENSE" in metadata.splitlines()
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
+    assert "GNU GENERAL PUBLIC LICENSE" in (ROOT / "LICENSE").read_text(encoding="utf-8")[:200]
+
+
+def test_the_role_builds_with_the_controllers_setuptools_only_in_the_tested_range() -> None:
+    spec = importlib.util.spec_from_file_location(
+        "wheels", ROOT / "roles/alt42_heartbeat/files/wheels.py"
+    )
+    assert spec and spec.loader
+    wheels = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(wheels)
+    low, high = wheels.setuptools_range(ROOT)
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert f'"setuptools>={".".join(map(str, low))},<{".".join(map(str, high))}"' in pyproject
+    assert low <= (77, 0, 3) < high  # the first setuptools that reads an SPDX license

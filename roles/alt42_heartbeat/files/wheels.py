@@ -26,12 +26,13 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import NoReturn
 
 OWN = "alt42_heartbeat"
 DEPENDENCIES = ("PyMySQL>=1.2.1,<2", "pip")
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     sys.stderr.write(f"wheels: {message}\n")
     raise SystemExit(1)
 
@@ -90,8 +91,9 @@ def build_own(source: Path, out: Path, version: str, digest: str) -> bool:
             " elsewhere (scripts/build-wheels) into alt42_heartbeat_wheels_dir"
         )
     with tempfile.TemporaryDirectory() as tmp:
-        # With setuptools at hand no build environment is fetched (an offline controller).
-        isolation = ["--no-build-isolation"] if _has_setuptools() else []
+        # With a fitting setuptools at hand no build environment is fetched (an offline
+        # controller); else pip fetches one in the range pyproject.toml names.
+        isolation = ["--no-build-isolation"] if _setuptools_fits(source) else []
         result = pip("wheel", "-q", "--no-deps", *isolation, "-w", tmp, str(source))
         if result.returncode != 0:
             last = (result.stderr.strip().splitlines() or ["(no output)"])[-1]
@@ -110,22 +112,32 @@ def build_own(source: Path, out: Path, version: str, digest: str) -> bool:
     return changed
 
 
-def _has_setuptools() -> bool:
-    """Whether this Python can build a wheel without fetching a build environment:
-    setuptools 70.1+ (bdist_wheel built in), or an older one with the wheel package."""
+def setuptools_range(source: Path) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The setuptools versions the build is tested with, [low, high), as pyproject.toml's
+    ``requires`` states them (``setuptools>=77.0.3,<85``): the one place they are named."""
+    text = (source / "pyproject.toml").read_text(encoding="utf-8")
+    match = re.search(r'"setuptools>=([0-9.]+),<([0-9.]+)"', text)
+    if match is None:
+        fail(f"{source}/pyproject.toml: [build-system] requires names no setuptools range")
+    low, high = (tuple(int(part) for part in v.split(".")) for v in match.groups())
+    return low, high
+
+
+def _setuptools_fits(source: Path) -> bool:
+    """Whether this Python's own setuptools is in that range (Debian 13's 78 is; Debian
+    11's 52 and 12's 66 read no SPDX license, so pip builds in an isolated environment)."""
     probe = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import setuptools, sys\n"
-            "v = tuple(int(p) for p in setuptools.__version__.split('.')[:2])\n"
-            "if v < (70, 1): import wheel",
-        ],
+        [sys.executable, "-c", "import setuptools; print(setuptools.__version__)"],
         capture_output=True,
+        text=True,
         timeout=60,
         check=False,
     )
-    return probe.returncode == 0
+    if probe.returncode != 0:
+        return False
+    found = tuple(int(p) for p in re.findall(r"[0-9]+", probe.stdout)[:3])
+    low, high = setuptools_range(source)
+    return low <= found < high
 
 
 def fetch_dependencies(out: Path, pymysql: str) -> bool:
