@@ -4,7 +4,8 @@ Every module logs to a child of the ``heartbeat`` logger; :func:`setup` (called 
 CLI only) decides where the lines go, as borgmatic does: INFO lines (and DEBUG with
 ``--verbose``) on stdout, WARNING and ERROR on stderr, each as
 ``[YYYY-MM-DD HH:MM:SS] message`` in UTC; with ``--log-file`` (the role's cron line) all
-of them are appended to that file, which the job opens itself. A :class:`Transcript`
+of them are appended to that file, which the job opens itself (and under the systemd
+timer also go to the journal). A :class:`Transcript`
 keeps the last lines for the failure mail. A stream that cannot take a line (a full disk
 under the log, a closed pipe) is noted in :attr:`Output.lost` and never stops a run
 half-way.
@@ -21,6 +22,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import grp
+import io
 import logging
 import logging.handlers
 import os
@@ -208,6 +210,19 @@ def _instead_of(log_file: LogFile, out: Output) -> tuple[logging.Handler, str]:
     return handler, instead
 
 
+def stderr_is_journal() -> bool:
+    """Whether stderr is systemd's journal (the timer's service): then the lines go to
+    the journal as well as to the log file. systemd names the stream in
+    ``JOURNAL_STREAM`` (device:inode); comparing it with stderr's own tells a child that
+    merely inherited the variable (cron started by systemd) from the service itself."""
+    try:
+        device, inode = (int(part) for part in os.environ["JOURNAL_STREAM"].split(":"))
+        found = os.fstat(sys.stderr.fileno())
+    except (KeyError, ValueError, OSError, AttributeError, io.UnsupportedOperation):
+        return False
+    return (found.st_dev, found.st_ino) == (device, inode)
+
+
 def setup(
     verbose: bool = False,
     quiet: bool = False,
@@ -229,10 +244,11 @@ def setup(
     stream = stdout or sys.stdout
     out = Output(transcript=Transcript(), stdout=stream, status=StatusLine(stream))
     handlers: list[logging.Handler] = [out.transcript]
+    logged = log_file is not None and log_file.stream is not None
     if log_file is not None and log_file.stream is not None:
         handlers.append(SafeStreamHandler(log_file.stream, out.lost))
         out.where = f"The whole output is in {log_file.path}."
-    else:
+    if not logged or stderr_is_journal():
         if not quiet:
             to_stdout = SafeStreamHandler(stream, out.lost, out.status)
             to_stdout.addFilter(_Below(logging.WARNING))

@@ -118,6 +118,33 @@ class Schedule:
         return shortest or 1
 
 
+def on_calendar(schedule: Schedule) -> list[str]:
+    """The systemd ``OnCalendar=`` lines that fire at exactly this schedule's ticks.
+
+    Each field becomes its explicit list of values (``*`` when it is whole), so every
+    expression cron accepts has a translation. systemd requires the weekday *and* the
+    date to match; cron's either-day rule becomes two lines, one per day field.
+    """
+
+    def values(ticks: tuple[int, ...], low: int, high: int, width: int = 1) -> str:
+        if ticks == tuple(range(low, high + 1)):
+            return "*"
+        return ",".join(f"{tick:0{width}d}" for tick in ticks)
+
+    days = values(schedule.days, 1, 31, 2)
+    weekdays = ",".join(_WEEKDAY_NAMES[day] for day in schedule.weekdays)
+    if len(schedule.weekdays) == 7:
+        weekdays = ""
+    time = f"{values(schedule.hours, 0, 23, 2)}:{values(schedule.minutes, 0, 59, 2)}:00"
+    month = values(schedule.months, 1, 12, 2)
+    if schedule.either_day:
+        return [f"*-{month}-{days} {time}", f"{weekdays} *-{month}-* {time}"]
+    return [f"{weekdays} *-{month}-{days} {time}".strip()]
+
+
+_WEEKDAY_NAMES = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat")
+
+
 def parse_schedule(expression: str, where: str) -> Schedule:
     """Parse a cron expression; ``where`` names the file and key in the error."""
     text = " ".join(expression.split())

@@ -17,7 +17,7 @@ import pytest
 from heartbeat import db
 from heartbeat.errors import DatabaseError
 from heartbeat.run import execute
-from tests.conftest import DB_PASSWORD, ROOT, Site, job_lines, run_cli
+from tests.conftest import DB_PASSWORD, ROOT, Site, cli_env, job_lines, run_cli
 from tests.test_schema import PHP_TABLES
 
 PHP_HEARTBEAT_LOG = PHP_TABLES[0]  # the run table as the PHP job's migration made it
@@ -180,6 +180,29 @@ def test_check_config_only_never_touches_the_database(site: Site, tmp_path: Path
     assert_one_clean_error(site.cli("check"), 3, "while connecting")
     ini.write_text(ini.read_text() + "[monitoring]\nmail_to = ops at example.org\n")
     assert_one_clean_error(site.cli("check", "--config-only"), 2, "mail_to: 'ops at example")
+
+
+def test_under_the_systemd_timer_the_lines_go_to_the_journal_as_well(
+    site: Site, tmp_path: Path
+) -> None:
+    """systemd names the journal stream a service's stderr is (JOURNAL_STREAM): then the
+    lines go there as well as to --log-file. A process that only inherited the variable
+    (a job cron started, cron itself run by systemd) writes its log alone, as before."""
+    ini = site.write_ini()
+    log = tmp_path / "job.log"
+    for journal in (False, True):
+        with (tmp_path / "stderr").open("w+") as err:
+            found = os.fstat(err.fileno())
+            inode = found.st_ino if journal else found.st_ino + 1
+            result = subprocess.run(
+                [sys.executable, "-m", "heartbeat", "--config", str(ini), "--log-file",
+                 str(log), "check", "--config-only"],
+                stdout=subprocess.PIPE, stderr=err, text=True, timeout=300, check=False,
+                env=cli_env({"JOURNAL_STREAM": f"{found.st_dev}:{inode}"}),
+            )  # fmt: skip
+        assert result.returncode == 0
+        assert ("OK config" in result.stdout) is journal, result.stdout
+    assert log.read_text(encoding="utf-8").count("OK config") == 2
 
 
 def test_broken_rule_book_stops_the_run_with_exit_2(demo_site: Site, tmp_path: Path) -> None:

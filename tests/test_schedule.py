@@ -5,13 +5,19 @@ the runs across two servers on each real schedule are in ``test_real_sites.py``.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
+import os
+import random
+import re
+import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 
 import pytest
 
 from heartbeat.errors import ConfigError
-from heartbeat.schedule import Schedule, interval_slot, parse_schedule, slot_of
+from heartbeat.schedule import Schedule, interval_slot, on_calendar, parse_schedule, slot_of
 
 
 def parse(expression: str) -> Schedule:
@@ -110,3 +116,55 @@ def test_without_a_schedule_the_slot_is_the_utc_interval() -> None:
     assert interval_slot(at, 30) == dt.datetime(2026, 11, 27, 10, 0)
     assert interval_slot(at + dt.timedelta(seconds=1), 30) == dt.datetime(2026, 11, 27, 10, 30)
     assert interval_slot(at, 15) == dt.datetime(2026, 11, 27, 10, 15)
+
+
+def _systemd_elapses(lines: list[str], start: dt.datetime, count: int) -> list[dt.datetime]:
+    """The first ``count`` times systemd fires ``OnCalendar=`` ``lines`` after ``start``
+    (UTC), as ``systemd-analyze calendar`` computes them: the timer's own arithmetic."""
+    result = subprocess.run(
+        ["systemd-analyze", "calendar", f"--iterations={count}",
+         f"--base-time={start:%Y-%m-%d %H:%M:%S} UTC", *lines],
+        capture_output=True, text=True, timeout=60, check=True,
+        env={**os.environ, "TZ": "UTC", "SYSTEMD_COLORS": "0"},
+    )  # fmt: skip
+    found = re.findall(r"(?:Next elapse|Iter\. #\d+): \w+ (\S+ \S+) UTC", result.stdout)
+    times = sorted({dt.datetime.strptime(f, "%Y-%m-%d %H:%M:%S") for f in found})
+    return times[:count]
+
+
+def _random_expressions(count: int) -> Iterator[str]:
+    """Cron expressions of every form the schedule reads (lists, ranges, steps, names,
+    either-day), drawn with a fixed seed."""
+    rng = random.Random(20261205)
+    bounds = [(0, 59), (0, 23), (1, 31), (1, 12), (0, 7)]
+
+    def field(low: int, high: int) -> str:
+        form = rng.randrange(6)
+        a, b = sorted(rng.sample(range(low, high + 1), 2))
+        return ["*", f"*/{rng.randint(2, 9)}", str(a), f"{a}-{b}", f"{a}-{b}/{rng.randint(2, 5)}",
+                f"{a},{b}"][form]  # fmt: skip
+
+    for _ in range(count):
+        yield " ".join(field(*b) if rng.random() < 0.6 else "*" for b in bounds)
+
+
+SYSTEMD_CASES = [
+    "*/30 * * * *", "*/15 * * * *", "*/45 * * * *", "5,35 7-19 * * 1-5", "17 3 * * *",
+    "@hourly", "@daily", "@weekly", "@monthly", "@yearly", "* * * * *",
+    "0-10/5,30 8-9 1,15 jan-mar MON-fri", "0 0 1,15 * mon", "0 12 */2 * 1", "0 0 29 2 *",
+    "0 0 31 * 7",
+    *_random_expressions(40),
+]  # fmt: skip
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
+@pytest.mark.parametrize("expression", SYSTEMD_CASES)
+def test_the_timer_fires_at_every_tick_cron_does_and_at_no_other(expression: str) -> None:
+    """The systemd scheduler's OnCalendar= lines, checked by systemd's own calendar
+    arithmetic against the ticks cron fires at (the schedule's)."""
+    schedule = parse(expression)
+    start = dt.datetime(2026, 1, 1, 0, 0, 30)
+    count = 60
+    # systemd looks a limited number of years ahead: compare the next 30 years at most
+    ticks = [t for t in itertools.islice(schedule.ticks(start), count) if t.year < 2056]
+    assert _systemd_elapses(on_calendar(schedule), start, count)[: len(ticks)] == ticks
