@@ -1,0 +1,1 @@
+../../../plugins/filter/alt42_heartbeat_timer.py
