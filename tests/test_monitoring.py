@@ -5,7 +5,7 @@
   wrote passes ``promtool check metrics``, and every metric the rules read is in it.
 * Nagios and Icinga 2: the shipped definitions in a configuration the daemons check
   (``nagios4 -v``, ``icinga2 daemon -C``). Running a check through each daemon for real
-  needs a web server with the job, sudo and the daemons: molecule/monitoring does that.
+  needs a web server with the job, sudo and the daemons: extensions/molecule/monitoring does that.
 
 The tools come from Debian's packages (prometheus, nagios4-core, icinga2-bin), which
 scripts/bootstrap installs.

@@ -102,7 +102,7 @@ def test_the_collection_carries_the_role_the_playbooks_and_the_job(collection: P
         "monitoring/sudoers/alt42-heartbeat",
     ):
         assert wanted in names, wanted
-    for unwanted in ("tests", "molecule", ".venv", "bench", "scripts", ".git"):
+    for unwanted in ("tests", "extensions", ".venv", "bench", "scripts", ".git"):
         assert not any(n == unwanted or n.startswith(unwanted + "/") for n in names), unwanted
 
 

@@ -1,4 +1,4 @@
-"""Lets every scenario's testinfra tests import the shared helpers (molecule/shared/tests)."""
+"""Lets every scenario's testinfra tests import the shared helpers (shared/tests here)."""
 
 import sys
 from pathlib import Path
