@@ -99,7 +99,7 @@ def test_sigterm_while_a_ping_waits_on_a_silent_monitor_stops_the_run(demo_site:
         ini = demo_site.write_ini()
         ini.write_text(
             ini.read_text() + f"[monitoring]\nping_url = http://127.0.0.1:"
-            f"{silent.getsockname()[1]}/ping/x\nping_timeout_seconds = 30\nping_retries = 0\n"
+            f"{silent.getsockname()[1]}/ping/x\nping_timeout_seconds = 5\nping_retries = 0\n"
         )
         process = start_cli("--config", str(ini), "run")
         silent.settimeout(60)
