@@ -244,8 +244,7 @@ def site(mariadb: MariaDBServer, tmp_path: Path) -> Iterator[Site]:
     """An empty site: the ALT42 read-side schema, no rows, job tables not migrated."""
     created = make_site(mariadb, tmp_path)
     yield created
-    with mariadb.connect() as conn, conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS `{created.name}`")
+    mariadb.drop_database(created.name)
 
 
 @pytest.fixture
@@ -254,8 +253,7 @@ def demo_site(mariadb: MariaDBServer, tmp_path: Path) -> Iterator[Site]:
     created = make_site(mariadb, tmp_path, demo=True)
     created.migrate()
     yield created
-    with mariadb.connect() as conn, conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS `{created.name}`")
+    mariadb.drop_database(created.name)
 
 
 class Monitor(http.server.BaseHTTPRequestHandler):

@@ -421,8 +421,7 @@ def config_site(mariadb: MariaDBServer, tmp_path_factory: pytest.TempPathFactory
     created = make_site(mariadb, tmp_path_factory.mktemp("bad-input"), demo=True)
     created.migrate()
     yield created
-    with mariadb.connect() as conn, conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS `{created.name}`")
+    mariadb.drop_database(created.name)
 
 
 @pytest.mark.parametrize("case", CONFIG_CASES, ids=[c.id for c in CONFIG_CASES])

@@ -355,8 +355,7 @@ def test_the_plugins_pages_answer_the_same_from_the_new_tables_and_after_prune(
         )
         new, old = _answers(demo_site), _answers(plugin)
     finally:
-        with mariadb.connect() as conn, conn.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS `{plugin.name}`")
+        mariadb.drop_database(plugin.name)
     assert len(new) == 22 * len(plugin_readers.PER_AGENT) + 4 * 2 + 2
     routed = [what for what, rows in new.items() if what.endswith("newest 100") and rows]
     assert len(routed) >= 6, new  # the demo's students reach several agents
@@ -443,8 +442,7 @@ def plugin_site(mariadb: MariaDBServer, tmp_path: Path) -> Iterator[Site]:
     created.migrate()
     _history(created)
     yield created
-    with mariadb.connect() as conn, conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS `{created.name}`")
+    mariadb.drop_database(created.name)
 
 
 def test_migrate_compress_converts_the_plugins_tables_only_when_asked(plugin_site: Site) -> None:

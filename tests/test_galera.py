@@ -55,8 +55,7 @@ def sites(galera: GaleraCluster, tmp_path: Path) -> Iterator[list[Site]]:
         site.write_ini()
     _wait_replicated(per_node, "SELECT COUNT(*) FROM mdl_alt42_heartbeat_log", 0)
     yield per_node
-    with galera.nodes[0].connect() as conn, conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS `{first.name}`")
+    galera.nodes[0].drop_database(first.name)
 
 
 def _wait_replicated(sites: list[Site], sql: str, expected: object) -> None:

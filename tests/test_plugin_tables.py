@@ -71,8 +71,7 @@ def plugin_site(mariadb: MariaDBServer, tmp_path: Path) -> Iterator[Site]:
     for statement in PLUGIN_LOG_TABLES:
         created.execute(statement)
     yield created
-    with mariadb.connect() as conn, conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS `{created.name}`")
+    mariadb.drop_database(created.name)
 
 
 def column(site: Site, table: str, name: str) -> tuple[object, ...]:

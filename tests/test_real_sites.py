@@ -68,8 +68,7 @@ def lms_site(mariadb: MariaDBServer, tmp_path: Path) -> Iterator[Site]:
     """A demo site whose tables use the prefix lms_ (not mdl_)."""
     created = make_site(mariadb, tmp_path, prefix="lms_", demo=True)
     yield created
-    with mariadb.connect() as conn, conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS `{created.name}`")
+    mariadb.drop_database(created.name)
 
 
 def test_settings_only_from_config_php_reach_the_site_prefix(lms_site: Site) -> None:
