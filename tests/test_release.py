@@ -4,6 +4,7 @@ collection alt42.heartbeat as Ansible users install it."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import shutil
 import subprocess
@@ -192,17 +193,23 @@ def test_the_site_is_migrated_by_its_first_host_in_play_order(tmp_path: Path) ->
     assert out.count("group=b,a migrator=a") == 2, out
 
 
+def copy_source(tmp_path: Path) -> Path:
+    """What the wheel is built from, outside the checkout (pip builds in place)."""
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        (source / name).write_bytes((ROOT / name).read_bytes())
+    shutil.copytree(ROOT / "heartbeat", source / "heartbeat",
+                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+    return source
+
+
 def test_the_wheel_states_its_license_the_way_current_setuptools_reads_it(tmp_path: Path) -> None:
     """Built as the role builds it on a controller whose setuptools is older than the
     range (.venv's, Debian 11's and 12's): in an isolated environment from that range. The
     wheel names the license as an SPDX expression and carries its text, and setuptools
     warns about nothing (the table form's warning said it stops building in 2027)."""
-    source = tmp_path / "source"
-    for name in ("pyproject.toml", "README.md", "LICENSE"):
-        (source / name).parent.mkdir(parents=True, exist_ok=True)
-        (source / name).write_bytes((ROOT / name).read_bytes())
-    shutil.copytree(ROOT / "heartbeat", source / "heartbeat",
-                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+    source = copy_source(tmp_path)
     result = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "-w", str(tmp_path / "out"),
          str(source)],
@@ -232,3 +239,23 @@ def test_the_role_builds_with_the_controllers_setuptools_only_in_the_tested_rang
     pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
     assert f'"setuptools>={".".join(map(str, low))},<{".".join(map(str, high))}"' in pyproject
     assert low <= (77, 0, 3) < high  # the first setuptools that reads an SPDX license
+
+
+def test_a_controller_without_pypi_or_a_fitting_setuptools_is_told_its_three_ways(
+    tmp_path: Path,
+) -> None:
+    """.venv's setuptools (65) is older than the range, so pip must fetch one; with no
+    index reachable the role's build stops with one line that says what to do."""
+    env = {**os.environ, "PIP_CONFIG_FILE": os.devnull, "PIP_INDEX_URL": "http://127.0.0.1:9/",
+           "PIP_NO_INDEX": "", "PIP_FIND_LINKS": "", "PIP_RETRIES": "0", "PIP_TIMEOUT": "2",
+           "PIP_NO_CACHE_DIR": "1"}  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "roles/alt42_heartbeat/files/wheels.py"), "--source",
+         str(copy_source(tmp_path)), "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=300, env=env, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("wheels: building the alt42_heartbeat wheel from ")
+    assert "this Python has no setuptools >=77.0.3,<85, so pip fetched one from PyPI" in line
+    assert "alt42_heartbeat_wheels_dir" in line

@@ -97,7 +97,18 @@ def build_own(source: Path, out: Path, version: str, digest: str) -> bool:
         result = pip("wheel", "-q", "--no-deps", *isolation, "-w", tmp, str(source))
         if result.returncode != 0:
             last = (result.stderr.strip().splitlines() or ["(no output)"])[-1]
-            fail(f"building the {OWN} wheel from {source} failed: {last}")
+            low, high = (".".join(map(str, v)) for v in setuptools_range(source))
+            hint = (
+                ""
+                if isolation
+                else (
+                    f"; this Python has no setuptools >={low},<{high}, so pip fetched one from"
+                    " PyPI: give the controller PyPI, install such a setuptools for"
+                    f" {sys.executable}, or build the wheels elsewhere (scripts/build-wheels,"
+                    " scripts/build-collection) into alt42_heartbeat_wheels_dir"
+                )
+            )
+            fail(f"building the {OWN} wheel from {source} failed: {last}{hint}")
         built = next(Path(tmp).glob(f"{OWN}-*.whl"))
         changed = not (target.exists() and same_content(built, target))
         if changed:
