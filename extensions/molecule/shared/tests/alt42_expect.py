@@ -16,7 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-PROJECT_DIR = Path(__file__).resolve().parents[3]
+# extensions/molecule/shared/tests/ -> the project's root (tests/test_molecule_layout.py
+# checks it, as a moved directory once made it point at extensions/).
+PROJECT_DIR = Path(__file__).resolve().parents[4]
+SHARED_DIR = Path(__file__).resolve().parents[1]
 
 CRON_FILE = "/etc/cron.d/alt42-heartbeat"
 CONFIG_FILE = "/etc/alt42/heartbeat.ini"  # a link to the current release's INI
@@ -191,7 +194,7 @@ def ansible_playbook(
                 "-e",
                 f"@{handle.name}",
                 *args,
-                str(PROJECT_DIR / (playbook or "molecule/shared/converge.yml")),
+                str(PROJECT_DIR / playbook if playbook else SHARED_DIR / "converge.yml"),
             ],
             capture_output=True,
             text=True,
