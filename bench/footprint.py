@@ -51,7 +51,7 @@ from bench.run import (  # noqa: E402
     BENCH_USER,
     PREFIX,
     export_commit,
-    knows_pacing,
+    pacing_keys,
     write_job_ini,
 )
 from heartbeat.config import RetentionConfig  # noqa: E402
@@ -165,7 +165,7 @@ class Footprint:
         self.server.create_database(database, prefix=PREFIX)
         self.sql(None, f"GRANT ALL ON `{database}`.* TO '{BENCH_USER}'@'localhost'")
         ini = write_job_ini(
-            self.tmp / f"{database}.ini", self.server.socket, database, knows_pacing(code)
+            self.tmp / f"{database}.ini", self.server.socket, database, pacing_keys(code)
         )
         self.cli(code, ini, "migrate")
         with self.server.connect(database, local_infile=True) as conn:

@@ -60,6 +60,7 @@ UNPACED = (
     "max_recv_queue",
     "max_rows_per_second",
     "max_bytes_per_second",
+    "max_delay_percent",
 )
 GNU_TIME = "/usr/bin/time"  # Debian package "time" (scripts/bootstrap installs it)
 
@@ -138,7 +139,7 @@ class Bench:
         would otherwise spread its writes at the shipped default)."""
         path = self.tmp / f"{database}{'-baseline' if code != ROOT else ''}.ini"
         extra = [f"batch_size = {self.args.batch_size}"] if self.args.batch_size else []
-        return write_job_ini(path, self.server.socket, database, knows_pacing(code), extra=extra)
+        return write_job_ini(path, self.server.socket, database, pacing_keys(code), extra=extra)
 
     def cli(
         self, ini: Path, *args: str, wrapper: tuple[str, ...] = (), code: Path = ROOT
@@ -354,16 +355,18 @@ class Bench:
 # ---------------------------------------------------------------------- reporting
 
 
-def knows_pacing(code: Path) -> bool:
-    """Whether the job in ``code`` has the [pacing] section (the benches turn it off)."""
-    return "max_rows_per_second" in (code / "heartbeat" / "config.py").read_text()
+def pacing_keys(code: Path) -> tuple[str, ...]:
+    """The [pacing] keys of ``UNPACED`` the job in ``code`` knows (the benches turn them
+    off; an older commit's job refuses a key it does not know)."""
+    config = (code / "heartbeat" / "config.py").read_text()
+    return tuple(key for key in UNPACED if f'"{key}"' in config)
 
 
 def write_job_ini(
-    path: Path, socket: str, database: str, unpaced: bool, extra: Sequence[str] = ()
+    path: Path, socket: str, database: str, unpaced: Sequence[str], extra: Sequence[str] = ()
 ) -> Path:
-    """A job's INI for a bench database (mode 0600: it holds the password); ``unpaced``
-    unless the job may not know [pacing] (an older commit's); ``extra`` [heartbeat] lines."""
+    """A job's INI for a bench database (mode 0600: it holds the password), with the
+    [pacing] keys ``unpaced`` turned off; ``extra`` [heartbeat] lines."""
     lines = [
         "[database]",
         f"socket = {socket}",
@@ -376,7 +379,7 @@ def write_job_ini(
         *extra,
     ]
     if unpaced:
-        lines += ["[pacing]", *(f"{key} = 0" for key in UNPACED)]
+        lines += ["[pacing]", *(f"{key} = 0" for key in unpaced)]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     path.chmod(0o600)
     return path

@@ -812,11 +812,17 @@ KEYS: tuple[Key, ...] = (
         "host[:port] of a replica whose lag to watch (the job's user needs REPLICA MONITOR)"),
     Key("pacing", "max_replica_lag_seconds", whole(0, 86_400), 5,
         "wait while the replica is further behind (or not replicating)"),
-    Key("pacing", "max_rows_per_second", whole(0, 100_000_000), 1000,
-        "spread the writes to this rate on average, in small batches, but finish within"
-        " 3/4 of max_run_minutes (0: as fast as the server takes them)"),
+    Key("pacing", "max_rows_per_second", whole(0, 100_000_000), 0,
+        "a fixed cap: spread the writes to this rate on average, in small batches, but"
+        " finish within 3/4 of max_run_minutes (0: no fixed cap)"),
     Key("pacing", "max_bytes_per_second", whole(0, 10_000_000_000), 0,
         "the same, in bytes of SQL sent (0: off)"),
+    Key("pacing", "max_delay_percent", whole(0, 1000), 25,
+        "adaptive pacing: while the site is busy, back off when the server answers this"
+        " much slower than idle, and speed up while it keeps up (0: off)"),
+    Key("pacing", "quiet_statements_per_second", whole(0, 1_000_000), 20,
+        "adaptive pacing: the site's own statements per second (the job's not counted) at"
+        " or below which the server is quiet and the run goes unpaced"),
     Key("retention", "days", whole(1, 3650), 400,
         "prune keeps the run rows (one per run) this many days"),
     Key("retention", "detail_days", _optional(whole(1, 3650)), None,
@@ -936,8 +942,10 @@ class PacingConfig:
     max_recv_queue: int = FROM_KEYS
     replica: Optional[tuple[str, int]] = FROM_KEYS  # (host, port) whose lag is watched
     max_replica_lag_seconds: int = FROM_KEYS
-    max_rows_per_second: int = FROM_KEYS  # bench/harm.py: the neighbour's p99 within noise
+    max_rows_per_second: int = FROM_KEYS  # a fixed cap, off by default (adaptive instead)
     max_bytes_per_second: int = FROM_KEYS
+    max_delay_percent: int = FROM_KEYS  # heartbeat.adaptive
+    quiet_statements_per_second: int = FROM_KEYS
 
 
 @dataclass(frozen=True)

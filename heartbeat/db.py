@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Optional, TypeVar
 
 import pymysql
+import pymysql.connections
 import pymysql.constants
 import pymysql.converters
 import pymysql.cursors
@@ -23,6 +24,21 @@ from heartbeat.config import DatabaseConfig
 from heartbeat.errors import DatabaseError
 
 CONNECT_TIMEOUT_S = 10
+
+
+class CountingConnection(pymysql.connections.Connection):  # type: ignore[misc]
+    """A PyMySQL connection that counts the statements it sends (``statements``).
+
+    The server's ``Questions`` counter holds every client's statements; pacing tells the
+    site's own traffic from the job's by subtracting what the job's connections counted
+    (``pacing.Server``). A ping is not a statement there (MariaDB does not count it)."""
+
+    statements = 0
+
+    def _execute_command(self, command: int, sql: Any) -> Any:
+        if command != pymysql.constants.COMMAND.COM_PING:
+            self.statements += 1
+        return super()._execute_command(command, sql)
 
 
 @dataclass(frozen=True)
@@ -161,7 +177,7 @@ def connect(
     socket = cfg.socket  # config decided it as PHP's mysqli does
     read_timeout = statement_timeout + min(30, statement_timeout)
     with errors_as(f"connecting to {describe_target(cfg)}"):
-        conn = pymysql.connect(
+        conn = CountingConnection(
             host=None if socket else cfg.host,
             port=cfg.port,
             unix_socket=socket,

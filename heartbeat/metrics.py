@@ -67,6 +67,8 @@ def content(config: Config, summary: RunSummary) -> str:
             errors=summary.errors,
             pacing_waits=summary.pacing_waits,
             pacing_wait_ms=summary.pacing_wait_ms,
+            pacing_duty=summary.pacing_duty,
+            pacing_backoffs=summary.pacing_backoffs,
         ),
         last_success,
         Expected(
@@ -103,6 +105,8 @@ class Figures:
     errors: int = 0
     pacing_waits: int = 0
     pacing_wait_ms: float = 0.0
+    pacing_duty: float = 1.0
+    pacing_backoffs: int = 0
 
 
 @dataclass(frozen=True)
@@ -144,6 +148,13 @@ def render(
         ("pacing_wait_seconds",
          "Time the last run spent pacing itself (load waits and the spread of its writes).",
          f"{run.pacing_wait_ms / 1000:.3f}"),
+        ("pacing_duty_ratio",
+         "The lowest share of the time the last run kept the database working (adaptive"
+         " pacing; 1: unpaced throughout).",
+         f"{run.pacing_duty:.3f}"),
+        ("pacing_backoffs",
+         "Times the last run's adaptive pacing halved its duty for the site's sake.",
+         str(run.pacing_backoffs)),
     ]  # fmt: skip
     if expected is not None:
         single += [

@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from heartbeat import db
+from heartbeat import adaptive, db
 from heartbeat.config import DatabaseConfig, PacingConfig
 from heartbeat.errors import DatabaseError
 
@@ -52,7 +52,15 @@ REPLICA_FIX = (
     "; the job's user must reach the replica with the same password and hold REPLICA"
     " MONITOR there (MySQL: REPLICATION CLIENT), or remove [pacing] replica"
 )
-STATUS_NAMES = ("Threads_running", "wsrep_flow_control_paused_ns", "wsrep_local_recv_queue")
+STATUS_NAMES = (
+    "Threads_running",
+    "wsrep_flow_control_paused_ns",
+    "wsrep_local_recv_queue",
+    "Questions",
+)
+#: Before the first batch, the adaptive pacing looks twice this far apart: is the site
+#: quiet (the run goes unpaced at once) or busy (it starts gently)?
+FIRST_LOOK_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,8 @@ class Reading:
     flow_control_percent: Optional[float] = None  # since the previous look
     recv_queue: Optional[int] = None
     replica_lag_s: Optional[float] = None  # inf: the replica is not replicating
+    others: Optional[int] = None  # the site's statements since the previous look (about)
+    look_s: float = 0.0  # the look's round trip
 
 
 def over_limits(reading: Reading, limits: PacingConfig) -> list[tuple[str, str]]:
@@ -109,6 +119,12 @@ def describe(reading: Reading, limits: PacingConfig, replica: str = "") -> str:
     if limits.max_bytes_per_second:
         rates.append(f"{limits.max_bytes_per_second:,} bytes/s")
     parts.append("writes at most " + " and ".join(rates) if rates else "writes not capped")
+    if limits.max_delay_percent:
+        parts.append(
+            f"adaptive: unpaced while the site sends at most"
+            f" {limits.quiet_statements_per_second} statements/s, else backs off when the"
+            f" server answers {limits.max_delay_percent}% slower than idle"
+        )
     text = "; ".join(parts)
     over = over_limits(reading, limits)
     if over:
@@ -140,6 +156,8 @@ class Server:
         self.replica: Optional[Any] = None
         self.replica_where = ""
         self._paused: Optional[tuple[float, int]] = None  # (when, paused ns) last look
+        self._questions: Optional[tuple[int, int]] = None  # (server's, the job's) last look
+        self.own = [conn]  # the job's connections to this server (``watch``)
         if limits.replica is not None:
             host, port = limits.replica
             self.replica_where = f"replica {host}:{port}"
@@ -149,12 +167,28 @@ class Server:
             except DatabaseError as exc:
                 raise DatabaseError(f"{exc} ([pacing] replica){REPLICA_FIX}") from None
 
+    def watch(self, conn: Any) -> None:
+        """Count ``conn``'s statements as the job's own (the writer's connection)."""
+        self.own.append(conn)
+
     def read(self) -> Reading:
+        began = self.clock()
         with db.errors_as("reading the server's load (pacing)"), self.conn.cursor() as cur:
-            cur.execute("SHOW GLOBAL STATUS WHERE Variable_name IN (%s, %s, %s)", STATUS_NAMES)
+            cur.execute("SHOW GLOBAL STATUS WHERE Variable_name IN (%s, %s, %s, %s)", STATUS_NAMES)
             values = {str(name).lower(): str(value) for name, value in cur.fetchall()}
+            # Before the commit: the server's count holds this look, not the commit.
+            own = sum(getattr(conn, "statements", 0) for conn in self.own)
             self.conn.commit()
         now = self.clock()
+        questions, others = _int(values.get("questions")), None
+        if questions is not None:
+            if self._questions is not None:
+                # Not clamped at 0: a statement the writer sent while this look read
+                # the counter is the job's here and the server's at the next look; the
+                # two cancel out in the controller's window.
+                server, mine = questions - self._questions[0], own - self._questions[1]
+                others = server - mine
+            self._questions = (questions, own)
         paused = _int(values.get("wsrep_flow_control_paused_ns"))
         percent = None
         if paused is not None:
@@ -167,6 +201,8 @@ class Server:
             flow_control_percent=percent,
             recv_queue=_int(values.get("wsrep_local_recv_queue")),
             replica_lag_s=self.replica_lag(),
+            others=others,
+            look_s=now - began,
         )
 
     def replica_lag(self) -> Optional[float]:
@@ -206,11 +242,12 @@ class Waits:
     count: int = 0
     load_s: float = 0.0
     spread_s: float = 0.0
+    yield_s: float = 0.0  # the adaptive rests between batches (``heartbeat.adaptive``)
     reasons: dict[str, float] = field(default_factory=dict)  # check name -> seconds
 
     @property
     def total_s(self) -> float:
-        return self.load_s + self.spread_s
+        return self.load_s + self.spread_s + self.yield_s
 
 
 class Pacer:
@@ -241,6 +278,13 @@ class Pacer:
         self.waits = Waits()
         self._done = (0, 0, 0, 0)  # the figures of the last before_batch
         self._raised_rate = False
+        self.controller: Optional[adaptive.Controller] = None
+        if writes and limits.max_delay_percent:
+            self.controller = adaptive.Controller(
+                limits.quiet_statements_per_second, 1 + limits.max_delay_percent / 100
+            )
+        self._rested = self.started  # when the last rest ended
+        self._busy_s = 0.0  # time the run worked (not pacing)
         self.checks_load = any(
             (
                 limits.max_threads_running,
@@ -249,8 +293,14 @@ class Pacer:
                 limits.replica is not None and limits.max_replica_lag_seconds,
             )
         )
-        if self.checks_load:
+        if self.checks_load or self.controller:
             server.read()  # the first flow-control figure is a difference to this one
+        if self.controller:
+            self.sleep(FIRST_LOOK_S)
+            reading = server.read()
+            seconds = max(self.clock() - self.started, 1e-6)
+            self._note(self.controller.start((reading.others or 0) / seconds))
+            self._rested = self.clock()
 
     def before_batch(
         self, students_done: int, students_total: int, handed: int, sent: int, written: int
@@ -262,14 +312,65 @@ class Pacer:
         """
         size = sent * handed // written if written else 0
         self._done = (students_done, students_total, handed, size)
+        worked = self.clock() - self._rested  # reading, evaluating, writing
+        self._busy_s += worked
         reason = self.spread(*self._done)
-        if reason is None and self.checks_load:
+        if reason is None and self.controller:
+            reason = self.rest(self.controller, worked, students_done, students_total)
+        if reason is None and (self.checks_load or self.controller):
             reason = self.wait_for_load()
+        self._rested = self.clock()
         return reason
+
+    # ------------------------------------------------------------------ adaptive
+    def look(self) -> Reading:
+        """Read the server; the adaptive controller learns from every look."""
+        reading = self.server.read()
+        if self.controller and reading.others is not None:
+            self._note(self.controller.observe(self.clock(), reading.others, reading.look_s))
+        return reading
+
+    def _note(self, decision: Optional[adaptive.Decision]) -> None:
+        if decision:
+            log.debug(
+                "Pacing: %s: duty %.0f%% -> %.0f%%",
+                decision.why,
+                decision.before * 100,
+                decision.after * 100,
+            )
+
+    def rest(
+        self,
+        controller: adaptive.Controller,
+        worked: float,
+        students_done: int,
+        students_total: int,
+    ) -> Optional[str]:
+        """Rest so that the run works ``duty`` of the time: after ``worked`` seconds of
+        work, ``worked * (1 - duty) / duty``; never less than the deadline needs."""
+        controller.floor = self.floor(students_done, students_total)
+        duty = max(controller.duty, controller.floor)
+        if duty >= 1.0:
+            return None
+        began = self.clock()
+        stop = self.nap_until(began + worked * (1 - duty) / duty)
+        self.waits.yield_s += self.clock() - began
+        return stop
+
+    def floor(self, students_done: int, students_total: int) -> float:
+        """The lowest duty that still ends the run by ``SPREAD_SHARE`` of its deadline,
+        at the speed the run has worked so far (0 before there is a speed)."""
+        if not students_done or self._busy_s <= 0:
+            return 0.0
+        left = self.started + (self.deadline - self.started) * SPREAD_SHARE - self.clock()
+        if left <= 0:
+            return 1.0
+        speed = students_done / self._busy_s  # students per second of work
+        return min(1.0, (students_total - students_done) / left / speed)
 
     # ------------------------------------------------------------------ the load
     def wait_for_load(self) -> Optional[str]:
-        reasons = over_limits(self.server.read(), self.limits)
+        reasons = over_limits(self.look(), self.limits)
         if not reasons:
             return None
         began = self.clock()
@@ -288,7 +389,7 @@ class Pacer:
             if stop:
                 self._count_load(reasons, self.clock() - began)
                 return stop
-            latest = over_limits(self.server.read(), self.limits)
+            latest = over_limits(self.look(), self.limits)
             if not latest:
                 break
             reasons = latest
@@ -339,9 +440,14 @@ class Pacer:
         batch of 1000 students is a burst of writes the neighbours feel)."""
         students_total = self._done[1]
         span = self.plan(*self._done)
-        if not span:
-            return configured
-        return max(1, min(configured, round(students_total / span * STEP_S)))
+        size = configured
+        if span:
+            size = max(1, min(configured, round(students_total / span * STEP_S)))
+        if self.controller:
+            # small batches at a low duty: a short burst, then a rest, many times over
+            duty = max(self.controller.duty, self.controller.floor)
+            size = max(1, min(size, round(configured * duty)))
+        return size
 
     def spread(
         self, students_done: int, students_total: int, rows: int, size: int
@@ -380,4 +486,10 @@ class Pacer:
             parts.append(f"{waits.count} load waits, {waits.load_s:.1f} s: {why}")
         if waits.spread_s >= 0.05:
             parts.append(f"spread {waits.spread_s:.1f} s")
+        controller = self.controller
+        if controller and waits.yield_s >= 0.05:
+            parts.append(
+                f"yielded {waits.yield_s:.1f} s, duty down to {controller.lowest:.0%},"
+                f" {controller.backoffs} backoffs"
+            )
         return f"paced {waits.total_s:.1f} s ({'; '.join(parts)})"

@@ -70,6 +70,9 @@ class RunSummary:
     table_bytes: dict[str, int] = field(default_factory=dict, repr=False)  # for the metrics
     rows_written: int = field(default=0, repr=False)  # what pacing counts; not in --json
     sql_sent: int = field(default=0, repr=False)
+    # adaptive pacing (heartbeat.adaptive), for the metrics: the lowest duty, the backoffs
+    pacing_duty: float = field(default=1.0, repr=False)
+    pacing_backoffs: int = field(default=0, repr=False)
 
     @property
     def exit_code(self) -> int:
@@ -83,7 +86,14 @@ class RunSummary:
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        for internal in ("failed_with", "rows_written", "sql_sent", "table_bytes"):
+        for internal in (
+            "failed_with",
+            "rows_written",
+            "sql_sent",
+            "table_bytes",
+            "pacing_duty",
+            "pacing_backoffs",
+        ):
             del data[internal]
         return data
 
@@ -258,6 +268,7 @@ class _Run:
             self.done,
             self.summary.run_id,
         )
+        self.server.watch(self.writer.conn)  # its statements are the job's, not the site's
         self.lease = coordinate.Lease(self.config, self.writer)
         return self.server, self.writer
 
@@ -387,6 +398,9 @@ class _Run:
     def note_pacing(self, pacer: pacing.Pacer) -> None:
         self.summary.pacing_waits = pacer.waits.count
         self.summary.pacing_wait_ms = round(pacer.waits.total_s * 1000, 2)
+        if pacer.controller:
+            self.summary.pacing_duty = pacer.controller.lowest
+            self.summary.pacing_backoffs = pacer.controller.backoffs
         self.paced = pacer.summary()
 
     def finish(self, conn: Any) -> None:

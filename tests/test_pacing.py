@@ -114,16 +114,16 @@ def test_a_busy_server_makes_the_run_wait_then_go_on(demo_site: Site, tmp_path: 
 
 
 def test_an_idle_server_is_not_waited_for(demo_site: Site) -> None:
-    """The shipped [pacing] on a quiet server: no load wait; the writes are spread (8
-    students, 48 rows at 1000 rows/s: a few hundredths of a second at most)."""
+    """The shipped [pacing] on a quiet server: no load wait, and the adaptive pacing
+    finds the site quiet before the first batch: one batch, unpaced."""
     demo_site.write_ini(shipped_pacing=True)
     result = demo_site.cli("run", "--verbose", "--progress")
     assert result.returncode == 0, result.stderr
     assert "Pacing: waiting" not in result.stdout
     assert "load waits" not in summary_line(result.stdout)
     progress = [ln for ln in result.stdout.splitlines() if "] Progress: " in ln]
-    # batches of 1000 rows/s x 0.1 s / 6 rows per student = 17 students: one batch here
     assert len(progress) == 1, result.stdout
+    assert "Pacing: the site is quiet (0 statements/s): duty 5% -> 100%" in result.stdout
 
 
 def test_a_load_that_never_clears_ends_the_run_by_its_deadline(demo_site: Site) -> None:
@@ -189,6 +189,91 @@ def test_the_write_rate_is_spread_over_small_batches(demo_site: Site) -> None:
     assert int(took.group(1)) >= 300, line
 
 
+class Neighbour:
+    """A busy site: ``threads`` connections sending small CPU-heavy reads back to back
+    (hundreds of statements a second, and a server that answers everyone slower)."""
+
+    STATEMENT = "SELECT BENCHMARK(20000, SHA2('alt42', 256))"
+
+    def __init__(self, server: MariaDBServer, threads: int = 3) -> None:
+        self.server = server
+        self.stopped = threading.Event()
+        self.threads = [threading.Thread(target=self._send, daemon=True) for _ in range(threads)]
+
+    def _send(self) -> None:
+        with self.server.connect() as conn, conn.cursor() as cur:
+            while not self.stopped.is_set():
+                cur.execute(self.STATEMENT)
+
+    def __enter__(self) -> Neighbour:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopped.set()
+        for thread in self.threads:
+            thread.join(timeout=10)
+
+
+DUTY = re.compile(r"\] Pacing: the site is (quiet|busy) .*: duty (\d+)% -> (\d+)%$")
+
+
+def test_a_load_that_comes_mid_run_slows_the_run_and_one_that_ends_speeds_it_up(
+    demo_site: Site, tmp_path: Path
+) -> None:
+    """The shipped adaptive pacing, its decisions read from --verbose as they come: the
+    run starts unpaced on a quiet server; a neighbour that starts mid-run brings its duty
+    to a quarter or less within 5 s; once it stops, the duty is back to 100 % within
+    10 s; every student is written, and the metrics and the summary say how it yielded."""
+    add_students(demo_site, 8000)
+    metrics = tmp_path / "heartbeat.prom"
+    demo_site.write_ini(
+        sections={"pacing": {"max_delay_percent": 10}, "monitoring": {"metrics_file": metrics}},
+        batch_size=10,
+    )
+    job = start_cli("--config", str(demo_site.tmp / "heartbeat.ini"), "run", "--verbose")
+    assert job.stdout is not None
+    seen: list[tuple[float, str]] = []  # (when it came, the line)
+    load_began = load_ended = 0.0
+    try:
+        for line in job.stdout:
+            seen.append((time.monotonic(), line.rstrip("\n")))
+            if load_began == 0.0 and "Pacing: the site is quiet" in line:
+                with Neighbour(demo_site.server):
+                    load_began = time.monotonic()
+                    for inner in job.stdout:  # the lines while the load runs
+                        seen.append((time.monotonic(), inner.rstrip("\n")))
+                        if time.monotonic() - load_began > 6:
+                            break
+                load_ended = time.monotonic()
+        job.wait(timeout=300)
+    finally:
+        if job.poll() is None:
+            job.kill()
+    out = "\n".join(line for _, line in seen)
+    assert job.returncode == 0, out
+    assert load_began and load_ended, out
+    decisions = [(when, m.group(1), int(m.group(3))) for when, line in seen
+                 if (m := DUTY.search(line))]  # fmt: skip
+    assert decisions[0][1:] == ("quiet", 100), out
+    during = [d for d in decisions if load_began <= d[0] <= load_ended]
+    low = [when for when, kind, duty in during if kind == "busy" and duty <= 25]
+    assert low and low[0] - load_began <= 5, out
+    after = [when for when, kind, duty in decisions if when > load_ended and duty == 100]
+    assert after and after[0] - load_ended <= 10, out
+    line = summary_line(out)
+    assert "Completed: 8008 processed, 0 errors" in line
+    yielded = re.search(r"yielded ([0-9.]+) s, duty down to (\d+)%, (\d+) backoffs", line)
+    assert yielded and int(yielded.group(2)) <= 25 and int(yielded.group(3)) >= 2, line
+    text = metrics.read_text(encoding="utf-8")
+    duty = re.search(r"^alt42_heartbeat_pacing_duty_ratio ([0-9.]+)$", text, re.M)
+    backoffs = re.search(r"^alt42_heartbeat_pacing_backoffs (\d+)$", text, re.M)
+    assert duty and float(duty.group(1)) <= 0.25, text
+    assert backoffs and int(backoffs.group(1)) == int(yielded.group(3)), text
+    assert demo_site.scalar("SELECT COUNT(*) FROM mdl_alt42_event_processing_log") == 8008
+
+
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
@@ -199,6 +284,8 @@ def test_the_write_rate_is_spread_over_small_batches(demo_site: Site) -> None:
         ("replica", "db2:99999", "[pacing] replica = 99999 is out of range"),
         ("replica", "db 2", "'db 2' is not a replica's host name"),
         ("max_load", "25", "[pacing] max_load is not a known key (did you mean max_threads_"),
+        ("max_delay_percent", "1001", "[pacing] max_delay_percent = 1001 is out of range"),
+        ("quiet_statements_per_second", "few", "quiet_statements_per_second = 'few' is not a"),
     ],
 )
 def test_pacing_settings_are_validated(site: Site, key: str, value: str, message: str) -> None:
@@ -212,11 +299,13 @@ def test_pacing_settings_are_validated(site: Site, key: str, value: str, message
 
 def test_check_reports_what_pacing_reads(site: Site) -> None:
     site.migrate()
-    site.write_ini(sections={"pacing": {"max_rows_per_second": 5000}})
+    site.write_ini(sections={"pacing": {"max_rows_per_second": 5000}}, shipped_pacing=True)
     result = site.cli("check")
     assert result.returncode == 0, result.stderr
     assert re.search(
-        r"OK pacing: Threads_running \d+ \(waits above 25\); writes at most 5,000 rows/s$",
+        r"OK pacing: Threads_running \d+ \(waits above 25\); writes at most 5,000 rows/s;"
+        r" adaptive: unpaced while the site sends at most 20 statements/s, else backs off"
+        r" when the server answers 25% slower than idle$",
         result.stdout,
         re.M,
     ), result.stdout
