@@ -4,18 +4,21 @@
     .venv/bin/python bench/harm.py --sizes 10000 --no-doc
 
 Starts its own MariaDB (the tests' settings), and per N loads the population of
-``bench/population.py`` and the neighbour's tables, then starts the neighbour
-(``bench/neighbour.py``: 200 statements per second over 4 connections, point reads and
-small writes on ``mdl_user``, ``mdl_sessions`` and ``mdl_logstore_standard_log``) and,
-while it runs, in one sequence on the same server:
+``bench/population.py`` and the neighbour's tables; then, on the same server:
 
-1. idle: the neighbour alone;
-2. unpaced: the job with every ``[pacing]`` check off;
-3. idle again;
-4. paced: the job with the default ``[pacing]`` (plus ``--paced KEY=VALUE``);
-5. idle once more.
+1. quiet unpaced, quiet adaptive: the job alone, with every ``[pacing]`` check off, and
+   with the shipped ``[pacing]`` (the adaptive pacing finds the server quiet);
+2. with the neighbour running (``bench/neighbour.py``: 200 statements per second over 4
+   connections, point reads and small writes on ``mdl_user``, ``mdl_sessions`` and
+   ``mdl_logstore_standard_log``), in one sequence: idle (the neighbour alone), unpaced,
+   idle, fixed (the fixed rate that was the default up to 1.0: 1,000 rows/s, adaptive
+   off), idle, adaptive (the shipped ``[pacing]``, plus ``--paced KEY=VALUE``), idle;
+3. midway (``--midway``): the adaptive job starts on a quiet server and the neighbour
+   joins after 40 % of the quiet run's time: the job's rate and the neighbour's
+   latency over time (``docs/neighbour-midway-<N>.png``).
 
-The ratios are to the p99 of the three idle phases together (``idle (all)``).
+The ratios are to the p99 of the idle phases together (``idle (all)``); a quiet phase's
+job time is compared with the quiet unpaced run's.
 
 The neighbour's latency (from each statement's intended start, so stalls count in
 full) is summed up per phase (p50, p99, max) next to the job's wall time, and drawn
@@ -55,6 +58,17 @@ USER = "alt42harm"
 PASSWORD = "harm-only-Pw-7"  # noqa: S105 - a throw-away server of the bench's own
 PREFIX = run.PREFIX
 UNPACED = dict.fromkeys(run.UNPACED, "0")
+#: The default up to 1.0: a fixed 1,000 rows/s, no adaptive pacing.
+FIXED = {"max_rows_per_second": "1000", "max_delay_percent": "0"}
+
+
+def read_samples(path: Path) -> list[tuple[float, float, str]]:
+    """The neighbour's statements: (intended start, latency ms, kind)."""
+    samples = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        intended, latency, kind = line.split()
+        samples.append((float(intended), float(latency), kind))
+    return samples
 
 
 @dataclass
@@ -63,10 +77,17 @@ class Phase:
     start: float
     end: float = 0.0
     job_s: Optional[float] = None
-    batches: list[float] = field(default_factory=list)  # when each progress line came
+    batches: list[tuple[float, int]] = field(default_factory=list)  # (when, students done)
     summary: str = ""  # the job's "Completed: ..." line
     latencies: list[float] = field(default_factory=list)
     by_kind: dict[str, list[float]] = field(default_factory=dict)
+
+    def take(self, samples: list[tuple[float, float, str]]) -> None:
+        """The neighbour's statements that started during this phase."""
+        inside = [(lat, kind) for t, lat, kind in samples if self.start <= t < self.end]
+        self.latencies = [lat for lat, _ in inside]
+        for lat, kind in inside:
+            self.by_kind.setdefault(kind, []).append(lat)
 
     def percentile(self, share: float, kind: str = "") -> float:
         ordered = sorted(self.by_kind.get(kind, []) if kind else self.latencies)
@@ -81,6 +102,9 @@ class Size:
     phases: list[Phase]
     samples: list[tuple[float, float, str]]
     origin: float
+    midway: Optional[Phase] = None
+    midway_samples: list[tuple[float, float, str]] = field(default_factory=list)
+    neighbour_joined: float = 0.0
 
 
 class Harm:
@@ -130,7 +154,8 @@ class Harm:
         for line in proc.stdout:
             lines.append(line.rstrip("\n"))
             if "] Progress: " in line:
-                phase.batches.append(time.time())
+                done = line.split("] Progress: ", 1)[1].split(" of ", 1)[0]
+                phase.batches.append((time.time(), int(done.replace(",", ""))))
             elif "] Completed: " in line or "] Aborted: " in line:
                 phase.summary = line.split("] ", 1)[1].strip()
         code = proc.wait()
@@ -143,6 +168,7 @@ class Harm:
         database = f"alt42_harm_{n}"
         self.server.create_database(database, prefix=PREFIX)
         ini_unpaced = self.ini(database, UNPACED)
+        ini_fixed = self.ini(database, FIXED)
         paced = dict(item.split("=", 1) for item in self.args.paced)
         ini_paced = self.ini(database, paced, self.args.paced_batch_size)
         migrate = self.job(ini_unpaced, "migrate")
@@ -154,48 +180,74 @@ class Harm:
             population.load(conn, n, now)
             neighbour.create_tables(conn, n)
         self.say(f"N={n:,}: population and neighbour tables loaded")
+        quiet = (("quiet unpaced", ini_unpaced), ("quiet adaptive", ini_paced))
+        phases = [self.job_phase(n, database, name, ini) for name, ini in quiet]
         out = self.tmp / f"neighbour-{n}.txt"
-        load = subprocess.Popen(
-            [
-                sys.executable, "-m", "bench.neighbour", "--socket", self.server.socket,
-                "--database", database, "--user", USER, "--out", str(out),
-                "--rate", str(self.args.rate), "--connections", str(self.args.connections),
-                "--users", str(n),
-            ],
-            env={**os.environ, "NEIGHBOUR_PASSWORD": PASSWORD, "PYTHONPATH": str(ROOT)},
-            cwd=ROOT,
-        )  # fmt: skip
+        load = self.neighbour(database, n, out)
         origin = time.time()
         time.sleep(self.args.warmup)
-        phases = []
         try:
             for name, ini in (("idle", None), ("unpaced", ini_unpaced), ("idle between", None),
-                              ("paced", ini_paced), ("idle after", None)):  # fmt: skip
-                phase = Phase(name, time.time())
+                              ("fixed", ini_fixed), ("idle before adaptive", None),
+                              ("adaptive", ini_paced), ("idle after", None)):  # fmt: skip
                 if ini is None:
+                    phase = Phase(name, time.time())
                     time.sleep(self.args.idle)
                     phase.end = time.time()
                 else:
-                    wrapper = tuple(self.args.paced_wrapper.split()) if ini is ini_paced else ()
-                    self.run_phase(phase, ini, wrapper)
-                    self.say(f"N={n:,}: {name}: {phase.job_s:.1f} s; {phase.summary}")
-                    self.truncate(database)
-                    time.sleep(self.args.gap)
+                    phase = self.job_phase(n, database, name, ini)
                 phases.append(phase)
         finally:
             load.send_signal(signal.SIGTERM)
             load.wait(timeout=120)
-        samples = []
-        for line in out.read_text(encoding="utf-8").splitlines():
-            intended, latency, kind = line.split()
-            samples.append((float(intended), float(latency), kind))
+        samples = read_samples(out)
         for phase in phases:
-            inside = [(lat, kind) for t, lat, kind in samples if phase.start <= t < phase.end]
-            phase.latencies = [lat for lat, _ in inside]
-            for lat, kind in inside:
-                phase.by_kind.setdefault(kind, []).append(lat)
+            phase.take(samples)
+        size = Size(n, phases, samples, origin)
+        if self.args.midway:
+            self.midway(size, database, ini_paced, phases[0].job_s or 1.0)
         self.server.connect().cursor().execute(f"DROP DATABASE `{database}`")
-        return Size(n, phases, samples, origin)
+        return size
+
+    def neighbour(
+        self, database: str, n: int, out: Path, start_in: float = 0.5
+    ) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [
+                sys.executable, "-m", "bench.neighbour", "--socket", self.server.socket,
+                "--database", database, "--user", USER, "--out", str(out),
+                "--rate", str(self.args.rate), "--connections", str(self.args.connections),
+                "--users", str(n), "--start-in", str(start_in),
+            ],
+            env={**os.environ, "NEIGHBOUR_PASSWORD": PASSWORD, "PYTHONPATH": str(ROOT)},
+            cwd=ROOT,
+        )  # fmt: skip
+
+    def job_phase(self, n: int, database: str, name: str, ini: Path, join: float = 0.0) -> Phase:
+        """One run of the job (its results truncated after), then a gap."""
+        phase = Phase(name, time.time())
+        wrapper = tuple(self.args.paced_wrapper.split()) if "adaptive" in name else ()
+        self.run_phase(phase, ini, wrapper)
+        self.say(f"N={n:,}: {name}: {phase.job_s:.1f} s; {phase.summary}")
+        self.truncate(database)
+        time.sleep(self.args.gap)
+        return phase
+
+    def midway(self, size: Size, database: str, ini: Path, quiet_s: float) -> None:
+        """The adaptive job on a quiet server; the neighbour (started just before, its
+        first statement timed) joins after 40 % of the quiet run's time, and stays to
+        the job's end."""
+        out = self.tmp / f"neighbour-midway-{size.n}.txt"
+        load = self.neighbour(database, size.n, out, start_in=1.0 + 0.4 * quiet_s)
+        time.sleep(1.0)  # its Python and connections are up; the job starts now
+        try:
+            size.midway = self.job_phase(size.n, database, "midway", ini)
+        finally:
+            load.send_signal(signal.SIGTERM)
+            load.wait(timeout=120)
+        size.midway_samples = read_samples(out)
+        size.neighbour_joined = min((t for t, _, _ in size.midway_samples), default=0.0)
+        size.midway.take(size.midway_samples)
 
     def truncate(self, database: str) -> None:
         with self.server.connect(database) as conn, conn.cursor() as cur:
@@ -218,10 +270,11 @@ class Harm:
 def table(sizes: list[Size]) -> str:
     lines = [
         "| N | phase | neighbour p50 ms | p99 ms | max ms | p99 / idle p99 | statements |"
-        " job wall s | the job's summary line |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---|",
+        " job wall s | job / quiet unpaced | the job's summary line |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for size in sizes:
+        quiet = size.phases[0].job_s or float("nan")
         # The baseline is every idle phase together (before, between and after the runs):
         # on a shared machine the neighbour's idle p99 drifts by itself from minute to minute.
         idle_phase = Phase("idle (all)", 0.0)
@@ -229,13 +282,20 @@ def table(sizes: list[Size]) -> str:
             lat for phase in size.phases if phase.name.startswith("idle") for lat in phase.latencies
         ]
         idle = idle_phase.percentile(0.99)
-        for phase in [*size.phases, idle_phase]:
+        for phase in [*size.phases, idle_phase, *([size.midway] if size.midway else [])]:
             p99 = phase.percentile(0.99)
-            job = f"{phase.job_s:.1f}" if phase.job_s is not None else ""
+            job = ratio = ""
+            if phase.job_s is not None:
+                job, ratio = f"{phase.job_s:.1f}", f"{phase.job_s / quiet:.2f}x"
+            neighbour = "| | | | |"
+            if phase.latencies:
+                neighbour = (
+                    f"| {phase.percentile(0.5):.2f} | {p99:.2f} |"
+                    f" {max(phase.latencies):.1f} | {p99 / idle:.2f}x |"
+                )
             lines.append(
-                f"| {size.n:,} | {phase.name} | {phase.percentile(0.5):.2f} | {p99:.2f} |"
-                f" {max(phase.latencies, default=float('nan')):.1f} | {p99 / idle:.2f}x |"
-                f" {len(phase.latencies):,} | {job} | {phase.summary} |"
+                f"| {size.n:,} | {phase.name} {neighbour} {len(phase.latencies):,} | {job} |"
+                f" {ratio} | {phase.summary} |"
             )
     return "\n".join(lines)
 
@@ -246,20 +306,58 @@ def plot(size: Size, path: Path) -> None:
     xs = [t - size.origin for t, _, _ in size.samples]
     ys = [max(lat, 0.01) for _, lat, _ in size.samples]
     axes.scatter(xs, ys, s=2, color="#1f4e79", alpha=0.5, linewidths=0, label="neighbour statement")
-    colours = {"unpaced": "#d62728", "paced": "#2ca02c"}
+    colours = {"unpaced": "#d62728", "fixed": "#9467bd", "adaptive": "#2ca02c"}
     for phase in size.phases:
         if phase.name not in colours:
             continue
         colour = colours[phase.name]
         axes.axvspan(phase.start - size.origin, phase.end - size.origin, color=colour,
                      alpha=0.08, label=f"job {phase.name} ({phase.job_s:.0f} s)")  # fmt: skip
-        for moment in phase.batches:
+        for moment, _ in phase.batches:
             axes.axvline(moment - size.origin, ymin=0.0, ymax=0.04, color=colour, linewidth=0.6)
     axes.set_yscale("log")
     axes.set_xlabel("seconds (ticks at the bottom: a batch committed)")
     axes.set_ylabel("neighbour latency, ms")
     axes.set_title(f"A Moodle-like neighbour while the job runs, N = {size.n:,}")
     axes.legend(loc="upper right", fontsize=8, markerscale=4)
+    figure.tight_layout()
+    figure.savefig(path)
+    pyplot.close(figure)
+
+
+def plot_midway(size: Size, path: Path) -> None:
+    """The adaptive job's rate (students per second, half-second bins) and the
+    neighbour's latency, over the run the neighbour joined midway."""
+    phase = size.midway
+    assert phase is not None
+    origin = phase.start
+    figure, (rate_axes, latency_axes) = pyplot.subplots(
+        2, 1, figsize=(11, 5.6), dpi=100, sharex=True
+    )
+    bins: dict[int, int] = {}
+    previous = 0
+    for moment, done in phase.batches:
+        index = int((moment - origin) / 0.5)
+        bins[index] = bins.get(index, 0) + done - previous
+        previous = done
+    last = int(((phase.end or origin) - origin) / 0.5) + 1
+    xs = [i * 0.5 for i in range(last)]
+    rate_axes.step(xs, [bins.get(i, 0) / 0.5 for i in range(last)], where="post",
+                   color="#2ca02c", label="job: students written per second")  # fmt: skip
+    rate_axes.set_ylabel("students / s")
+    rate_axes.legend(loc="upper right", fontsize=8)
+    latency_axes.scatter([t - origin for t, _, _ in size.midway_samples],
+                         [max(lat, 0.01) for _, lat, _ in size.midway_samples],
+                         s=3, color="#1f4e79", alpha=0.6, linewidths=0,
+                         label="neighbour statement")  # fmt: skip
+    latency_axes.set_yscale("log")
+    latency_axes.set_ylabel("neighbour latency, ms")
+    latency_axes.set_xlabel("seconds since the job started")
+    for axes in (rate_axes, latency_axes):
+        axes.axvline(size.neighbour_joined - origin, color="#d62728", linewidth=1,
+                     label="the neighbour joins")  # fmt: skip
+    latency_axes.legend(loc="upper right", fontsize=8, markerscale=4)
+    rate_axes.set_title(f"The neighbour joins a running job, N = {size.n:,} (adaptive pacing)")
     figure.tight_layout()
     figure.savefig(path)
     pyplot.close(figure)
@@ -272,13 +370,20 @@ def document(sizes: list[Size], args: argparse.Namespace, mariadb: str) -> str:
         f"Measured {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC by `bench/harm.py` on"
         f" {platform.node() or 'this machine'} ({os.cpu_count()} CPUs, MariaDB {mariadb}):"
         f" the neighbour sends {args.rate:.0f} statements/s over {args.connections}"
-        f" connections; paced = `[pacing]` {paced}; unpaced = every check off. The ratios"
-        " are to the p99 of the idle phases together (`idle (all)`): on this shared machine"
-        " the idle p99 alone drifts by 2-5x from one minute to the next.",
+        f" connections; adaptive = `[pacing]` {paced}; fixed = 1,000 rows/s, adaptive off"
+        " (the default up to 1.0); unpaced = every check off; quiet = no neighbour. The"
+        " ratios are to the p99 of the idle phases together (`idle (all)`): on this shared"
+        " machine the idle p99 alone drifts by 2-5x from one minute to the next. The last"
+        " column compares the job's time with the quiet unpaced run's.",
         "",
         table(sizes),
         "",
         *(f"![neighbour latency, N = {s.n:,}](neighbour-{s.n}.png)" for s in sizes),
+        *(
+            f"![the neighbour joins midway, N = {s.n:,}](neighbour-midway-{s.n}.png)"
+            for s in sizes
+            if s.midway
+        ),
         report.NEIGHBOUR_END,
     ]
     return "\n".join(lines)
@@ -310,6 +415,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--paced-wrapper", default="", help="command prefix of the paced run")
     parser.add_argument("--doc", default=str(ROOT / "docs" / "performance.md"))
     parser.add_argument("--no-doc", action="store_true")
+    parser.add_argument("--midway", action="store_true",
+                        help="also: the neighbour joins a running adaptive job")  # fmt: skip
     args = parser.parse_args(argv)
     args.sizes = [int(n) for n in args.sizes.split(",")]
     harm = Harm(args)
@@ -325,6 +432,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         doc = Path(args.doc)
         for size in sizes:
             plot(size, doc.parent / f"neighbour-{size.n}.png")
+            if size.midway:
+                plot_midway(size, doc.parent / f"neighbour-midway-{size.n}.png")
         write_doc(doc, document(sizes, args, harm.mariadb_version))
     return 0
 

@@ -121,8 +121,8 @@ class Load:
                 out.append((intended, (time.time() - intended) * 1000, kind))
                 intended += period
 
-    def run(self) -> None:
-        start = time.time() + 0.5
+    def run(self, start_in: float = 0.5) -> None:
+        start = time.time() + start_in
         threads = [
             threading.Thread(target=self.worker, args=(index, start), daemon=True)
             for index in range(self.connections)
@@ -170,6 +170,8 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--users", type=int, default=10_000)
     parser.add_argument("--setup", action="store_true", help="create the tables, then exit")
+    parser.add_argument("--start-in", type=float, default=0.5,
+                        help="seconds from now to the first statement")  # fmt: skip
     args = parser.parse_args()
 
     def connect() -> Any:
@@ -192,7 +194,7 @@ def main() -> int:
     load = Load(connect, args.rate, args.connections, args.users)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: load.stop.set())
-    load.run()
+    load.run(args.start_in)
     with open(args.out, "w", encoding="utf-8") as out:
         for samples in load.samples:
             for intended, latency, kind in samples:
