@@ -274,6 +274,27 @@ def test_a_load_that_comes_mid_run_slows_the_run_and_one_that_ends_speeds_it_up(
     assert demo_site.scalar("SELECT COUNT(*) FROM mdl_alt42_event_processing_log") == 8008
 
 
+def test_on_a_site_busy_throughout_the_deadline_sets_the_pace(demo_site: Site) -> None:
+    """A neighbour for the whole run keeps the adaptive duty low, but never so low that
+    the run misses its deadline: 8,008 students (about 1,000 s at the lowest duty, 1 %)
+    all written within max_run_minutes = 1, aiming at 3/4 of it."""
+    add_students(demo_site, 8000)
+    demo_site.write_ini(
+        sections={"pacing": {"max_delay_percent": 10}}, batch_size=10, max_run_minutes=1
+    )
+    with Neighbour(demo_site.server):
+        result = demo_site.cli("run")
+    assert result.returncode == 0, result.stdout + result.stderr
+    line = summary_line(result.stdout)
+    took = re.search(
+        r"Completed: 8008 processed, 0 errors, (\d+) ms; paced [0-9.]+ s \((.*)\)", line
+    )
+    assert took, line
+    assert int(took.group(1)) < 60_000, line
+    assert re.search(r"yielded [0-9.]+ s, duty down to \d+%, \d+ backoffs", took.group(2)), line
+    assert demo_site.scalar("SELECT COUNT(*) FROM mdl_alt42_event_processing_log") == 8008
+
+
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
