@@ -11,7 +11,7 @@ Starts its own MariaDB (the tests' settings), and per N loads the population of
 2. with the neighbour running (``bench/neighbour.py``: 200 statements per second over 4
    connections, point reads and small writes on ``mdl_user``, ``mdl_sessions`` and
    ``mdl_logstore_standard_log``), in one sequence: idle (the neighbour alone), unpaced,
-   idle, fixed (the fixed rate that was the default up to 1.0: 1,000 rows/s, adaptive
+   idle, fixed (the fixed rate that was the default before 1.0: 1,000 rows/s, adaptive
    off), idle, adaptive (the shipped ``[pacing]``, plus ``--paced KEY=VALUE``), idle;
 3. midway (``--midway``): the adaptive job starts on a quiet server and the neighbour
    joins after 40 % of the quiet run's time: the job's rate and the neighbour's
@@ -58,7 +58,7 @@ USER = "alt42harm"
 PASSWORD = "harm-only-Pw-7"  # noqa: S105 - a throw-away server of the bench's own
 PREFIX = run.PREFIX
 UNPACED = dict.fromkeys(run.UNPACED, "0")
-#: The default up to 1.0: a fixed 1,000 rows/s, no adaptive pacing.
+#: The default before 1.0: a fixed 1,000 rows/s, no adaptive pacing.
 FIXED = {"max_rows_per_second": "1000", "max_delay_percent": "0"}
 
 
@@ -371,7 +371,7 @@ def document(sizes: list[Size], args: argparse.Namespace, mariadb: str) -> str:
         f" {platform.node() or 'this machine'} ({os.cpu_count()} CPUs, MariaDB {mariadb}):"
         f" the neighbour sends {args.rate:.0f} statements/s over {args.connections}"
         f" connections; adaptive = `[pacing]` {paced}; fixed = 1,000 rows/s, adaptive off"
-        " (the default up to 1.0); unpaced = every check off; quiet = no neighbour. The"
+        " (the default before 1.0); unpaced = every check off; quiet = no neighbour. The"
         " ratios are to the p99 of the idle phases together (`idle (all)`): on this shared"
         " machine the idle p99 alone drifts by 2-5x from one minute to the next. The last"
         " column compares the job's time with the quiet unpaced run's.",
