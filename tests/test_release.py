@@ -241,14 +241,43 @@ def test_the_role_builds_with_the_controllers_setuptools_only_in_the_tested_rang
     assert low <= (77, 0, 3) < high  # the first setuptools that reads an SPDX license
 
 
+OFFLINE_PIP = {"PIP_CONFIG_FILE": os.devnull, "PIP_INDEX_URL": "http://127.0.0.1:9/",
+               "PIP_NO_INDEX": "", "PIP_FIND_LINKS": "", "PIP_RETRIES": "0", "PIP_TIMEOUT": "2",
+               "PIP_NO_CACHE_DIR": "1"}  # fmt: skip
+
+
+def test_an_older_release_still_builds_for_an_upgrade_or_a_roll_back(tmp_path: Path) -> None:
+    """A release before 1.0.0 names only a lowest setuptools (``>=61``), no range: the
+    role still builds it (the upgrade scenario installs 0.1.0 so; a roll back to 0.5.0
+    goes the same way). .venv's setuptools 65 has no bdist_wheel of its own (no wheel
+    package either), so pip builds in an isolated environment, as 0.x's role did."""
+    scenario = (ROOT / "extensions/molecule/upgrade/molecule.yml").read_text(encoding="utf-8")
+    commit = re.search(r"alt42_upgrade_from_commit: (\w+)", scenario)
+    assert commit, "the upgrade scenario names the old release's commit"
+    if subprocess.run(["git", "-C", str(ROOT), "cat-file", "-e", f"{commit[1]}^{{commit}}"],
+                      check=False).returncode != 0:  # fmt: skip
+        pytest.skip("a shallow clone: the old release is not in the history")
+    source = tmp_path / "old"
+    source.mkdir()
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit[1]],
+                             capture_output=True, timeout=60, check=True).stdout  # fmt: skip
+    subprocess.run(["tar", "-x", "-C", str(source)], input=archive, timeout=60, check=True)
+    assert '"setuptools>=61"' in (source / "pyproject.toml").read_text(encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "roles/alt42_heartbeat/files/wheels.py"), "--source",
+         str(source), "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert list((tmp_path / "out").glob("alt42_heartbeat-0.1.0-py3-none-any.whl"))
+
+
 def test_a_controller_without_pypi_or_a_fitting_setuptools_is_told_its_three_ways(
     tmp_path: Path,
 ) -> None:
     """.venv's setuptools (65) is older than the range, so pip must fetch one; with no
     index reachable the role's build stops with one line that says what to do."""
-    env = {**os.environ, "PIP_CONFIG_FILE": os.devnull, "PIP_INDEX_URL": "http://127.0.0.1:9/",
-           "PIP_NO_INDEX": "", "PIP_FIND_LINKS": "", "PIP_RETRIES": "0", "PIP_TIMEOUT": "2",
-           "PIP_NO_CACHE_DIR": "1"}  # fmt: skip
+    env = {**os.environ, **OFFLINE_PIP}
     result = subprocess.run(
         [sys.executable, str(ROOT / "roles/alt42_heartbeat/files/wheels.py"), "--source",
          str(copy_source(tmp_path)), "--out", str(tmp_path / "out")],

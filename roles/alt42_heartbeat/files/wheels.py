@@ -26,7 +26,7 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, Optional
 
 OWN = "alt42_heartbeat"
 DEPENDENCIES = ("PyMySQL>=1.2.1,<2", "pip")
@@ -97,13 +97,12 @@ def build_own(source: Path, out: Path, version: str, digest: str) -> bool:
         result = pip("wheel", "-q", "--no-deps", *isolation, "-w", tmp, str(source))
         if result.returncode != 0:
             last = (result.stderr.strip().splitlines() or ["(no output)"])[-1]
-            low, high = (".".join(map(str, v)) for v in setuptools_range(source))
             hint = (
                 ""
                 if isolation
                 else (
-                    f"; this Python has no setuptools >={low},<{high}, so pip fetched one from"
-                    " PyPI: give the controller PyPI, install such a setuptools for"
+                    f"; this Python has no setuptools {describe_range(source)}, so pip fetched"
+                    " one from PyPI: give the controller PyPI, install such a setuptools for"
                     f" {sys.executable}, or build the wheels elsewhere (scripts/build-wheels,"
                     " scripts/build-collection) into alt42_heartbeat_wheels_dir"
                 )
@@ -123,22 +122,38 @@ def build_own(source: Path, out: Path, version: str, digest: str) -> bool:
     return changed
 
 
-def setuptools_range(source: Path) -> tuple[tuple[int, ...], tuple[int, ...]]:
+def setuptools_range(source: Path) -> tuple[tuple[int, ...], Optional[tuple[int, ...]]]:
     """The setuptools versions the build is tested with, [low, high), as pyproject.toml's
-    ``requires`` states them (``setuptools>=77.0.3,<85``): the one place they are named."""
+    ``requires`` states them (``setuptools>=77.0.3,<85``): the one place they are named.
+    A release before 1.0.0 (a roll back to it, an upgrade from it) names only a lowest
+    version (``setuptools>=61``): high is None."""
     text = (source / "pyproject.toml").read_text(encoding="utf-8")
-    match = re.search(r'"setuptools>=([0-9.]+),<([0-9.]+)"', text)
+    match = re.search(r'"setuptools>=([0-9.]+)(?:,<([0-9.]+))?"', text)
     if match is None:
-        fail(f"{source}/pyproject.toml: [build-system] requires names no setuptools range")
-    low, high = (tuple(int(part) for part in v.split(".")) for v in match.groups())
+        fail(f"{source}/pyproject.toml: [build-system] requires names no setuptools version")
+    low = tuple(int(part) for part in match.group(1).split("."))
+    high = None if match.group(2) is None else tuple(int(p) for p in match.group(2).split("."))
     return low, high
+
+
+def describe_range(source: Path) -> str:
+    """``>=77.0.3,<85`` (or ``>=61``), as pyproject.toml says it."""
+    low, high = setuptools_range(source)
+    below = "" if high is None else ",<" + ".".join(map(str, high))
+    return ">=" + ".".join(map(str, low)) + below
 
 
 def _setuptools_fits(source: Path) -> bool:
     """Whether this Python's own setuptools is in that range (Debian 13's 78 is; Debian
     11's 52 and 12's 66 read no SPDX license, so pip builds in an isolated environment)."""
+    # bdist_wheel: setuptools' own from 70.1, before that the wheel package's
     probe = subprocess.run(
-        [sys.executable, "-c", "import setuptools; print(setuptools.__version__)"],
+        [
+            sys.executable,
+            "-c",
+            "import importlib.util, setuptools; print(setuptools.__version__,"
+            " importlib.util.find_spec('wheel') is not None)",
+        ],
         capture_output=True,
         text=True,
         timeout=60,
@@ -146,9 +161,11 @@ def _setuptools_fits(source: Path) -> bool:
     )
     if probe.returncode != 0:
         return False
-    found = tuple(int(p) for p in re.findall(r"[0-9]+", probe.stdout)[:3])
+    version, has_wheel = probe.stdout.split()
+    found = tuple(int(p) for p in re.findall(r"[0-9]+", version)[:3])
     low, high = setuptools_range(source)
-    return low <= found < high
+    builds_wheels = found >= (70, 1) or has_wheel == "True"
+    return builds_wheels and low <= found and (high is None or found < high)
 
 
 def fetch_dependencies(out: Path, pymysql: str) -> bool:
