@@ -128,10 +128,10 @@ def test_a_signal_at_any_moment_ends_the_run_recorded(
 def test_a_signal_while_connecting_leaves_no_row_and_exits_4(
     demo_site: Site, monitor: str, mta: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from heartbeat import db  # noqa: PLC0415 - the module whose connect is patched
+    from heartbeat import db  # noqa: PLC0415 - the module whose connection class is patched
 
     ini = ini_with(demo_site, monitor, mta)
-    undo = before(db.pymysql, "connect", kill_self(signal.SIGTERM))
+    undo = before(db, "CountingConnection", kill_self(signal.SIGTERM))
     try:
         code = run_main(ini)
     finally:
