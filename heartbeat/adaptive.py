@@ -69,6 +69,11 @@ class Controller:
     _looks: list[float] = field(default_factory=list)  # the round trips of this window
     _bases: list[tuple[float, float]] = field(default_factory=list)  # (when, lowest look)
 
+    @property
+    def pace(self) -> float:
+        """The duty the run keeps now: the controller's, or more if the deadline needs it."""
+        return max(self.duty, self.floor)
+
     def start(self, others_per_s: float) -> Decision:
         """Before the first batch: a quiet server gets the whole run unpaced at once
         (a 0.3 s run must not spend seconds ramping up); a busy one starts gently."""

@@ -349,7 +349,7 @@ class Pacer:
         """Rest so that the run works ``duty`` of the time: after ``worked`` seconds of
         work, ``worked * (1 - duty) / duty``; never less than the deadline needs."""
         controller.floor = self.floor(students_done, students_total)
-        duty = max(controller.duty, controller.floor)
+        duty = controller.pace
         if duty >= 1.0:
             return None
         began = self.clock()
@@ -445,8 +445,7 @@ class Pacer:
             size = max(1, min(configured, round(students_total / span * STEP_S)))
         if self.controller:
             # small batches at a low duty: a short burst, then a rest, many times over
-            duty = max(self.controller.duty, self.controller.floor)
-            size = max(1, min(size, round(configured * duty)))
+            size = max(1, min(size, round(configured * self.controller.pace)))
         return size
 
     def spread(

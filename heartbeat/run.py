@@ -19,7 +19,7 @@ import logging
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Callable, Optional
 
 from heartbeat import (
@@ -86,14 +86,8 @@ class RunSummary:
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        for internal in (
-            "failed_with",
-            "rows_written",
-            "sql_sent",
-            "table_bytes",
-            "pacing_duty",
-            "pacing_backoffs",
-        ):
+        # the fields marked repr=False are for pacing and the metrics, not --json
+        for internal in ("failed_with", *(f.name for f in fields(self) if not f.repr)):
             del data[internal]
         return data
 
