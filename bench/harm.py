@@ -37,6 +37,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench import floor, neighbour, population, report, run  # noqa: E402
+from heartbeat.errors import EXIT_ABORTED  # noqa: E402
 from tests.mariadb_server import MariaDBServer  # noqa: E402
 
 USER = "alt42harm"
@@ -147,9 +149,16 @@ class Harm:
             cwd=self.tmp,
         )
 
-    def run_phase(self, phase: Phase, ini: Path, wrapper: tuple[str, ...] = ()) -> None:
+    def run_phase(
+        self, phase: Phase, ini: Path, wrapper: tuple[str, ...] = (), stop_in: float = 0.0
+    ) -> None:
+        """One run of the job; with ``stop_in``, SIGTERM after that many seconds (the run
+        stops as at a shutdown: the rows of the batch in hand are committed, exit 4)."""
         proc = self.job(ini, "run", "--force", "--progress", wrapper=wrapper)
         assert proc.stdout is not None
+        timer = threading.Timer(stop_in, proc.send_signal, (signal.SIGTERM,))
+        if stop_in:
+            timer.start()
         lines = []
         for line in proc.stdout:
             lines.append(line.rstrip("\n"))
@@ -159,9 +168,10 @@ class Harm:
             elif "] Completed: " in line or "] Aborted: " in line:
                 phase.summary = line.split("] ", 1)[1].strip()
         code = proc.wait()
+        timer.cancel()
         phase.end = time.time()
         phase.job_s = phase.end - phase.start
-        if code != 0:
+        if code != 0 and not (stop_in and code == EXIT_ABORTED):
             raise RuntimeError(f"job exited {code}: " + "\n".join(lines[-10:]))
 
     def measure(self, n: int) -> Size:
@@ -180,23 +190,19 @@ class Harm:
             population.load(conn, n, now)
             neighbour.create_tables(conn, n)
         self.say(f"N={n:,}: population and neighbour tables loaded")
-        quiet = (("quiet unpaced", ini_unpaced), ("quiet adaptive", ini_paced))
-        phases = [self.job_phase(n, database, name, ini) for name, ini in quiet]
+        inis = {"unpaced": ini_unpaced, "fixed": ini_fixed, "adaptive": ini_paced}
+        phases = [
+            self.job_phase(n, database, f"quiet {name}", inis[name]) for name in self.args.quiet
+        ]
         out = self.tmp / f"neighbour-{n}.txt"
         load = self.neighbour(database, n, out)
         origin = time.time()
         time.sleep(self.args.warmup)
         try:
-            for name, ini in (("idle", None), ("unpaced", ini_unpaced), ("idle between", None),
-                              ("fixed", ini_fixed), ("idle before adaptive", None),
-                              ("adaptive", ini_paced), ("idle after", None)):  # fmt: skip
-                if ini is None:
-                    phase = Phase(name, time.time())
-                    time.sleep(self.args.idle)
-                    phase.end = time.time()
-                else:
-                    phase = self.job_phase(n, database, name, ini)
-                phases.append(phase)
+            phases.append(self.idle_phase("idle"))
+            for name in self.args.busy:
+                phases.append(self.job_phase(n, database, name, inis[name]))
+                phases.append(self.idle_phase(f"idle after {name}"))
         finally:
             load.send_signal(signal.SIGTERM)
             load.wait(timeout=120)
@@ -208,6 +214,13 @@ class Harm:
             self.midway(size, database, ini_paced, phases[0].job_s or 1.0)
         self.server.connect().cursor().execute(f"DROP DATABASE `{database}`")
         return size
+
+    def idle_phase(self, name: str) -> Phase:
+        """The neighbour alone for ``--idle`` seconds."""
+        phase = Phase(name, time.time())
+        time.sleep(self.args.idle)
+        phase.end = time.time()
+        return phase
 
     def neighbour(
         self, database: str, n: int, out: Path, start_in: float = 0.5
@@ -223,11 +236,11 @@ class Harm:
             cwd=ROOT,
         )  # fmt: skip
 
-    def job_phase(self, n: int, database: str, name: str, ini: Path, join: float = 0.0) -> Phase:
+    def job_phase(self, n: int, database: str, name: str, ini: Path, stop_in: float = 0.0) -> Phase:
         """One run of the job (its results truncated after), then a gap."""
         phase = Phase(name, time.time())
         wrapper = tuple(self.args.paced_wrapper.split()) if "adaptive" in name else ()
-        self.run_phase(phase, ini, wrapper)
+        self.run_phase(phase, ini, wrapper, stop_in)
         self.say(f"N={n:,}: {name}: {phase.job_s:.1f} s; {phase.summary}")
         self.truncate(database)
         time.sleep(self.args.gap)
@@ -236,12 +249,15 @@ class Harm:
     def midway(self, size: Size, database: str, ini: Path, quiet_s: float) -> None:
         """The adaptive job on a quiet server; the neighbour (started just before, its
         first statement timed) joins after 40 % of the quiet run's time, and stays to
-        the job's end."""
+        the job's end (or, with ``--midway-for S``, to S seconds after it joined: the job
+        is stopped then)."""
         out = self.tmp / f"neighbour-midway-{size.n}.txt"
-        load = self.neighbour(database, size.n, out, start_in=1.0 + 0.4 * quiet_s)
+        joins = 0.4 * quiet_s
+        load = self.neighbour(database, size.n, out, start_in=1.0 + joins)
         time.sleep(1.0)  # its Python and connections are up; the job starts now
+        stop_in = joins + self.args.midway_for if self.args.midway_for else 0.0
         try:
-            size.midway = self.job_phase(size.n, database, "midway", ini)
+            size.midway = self.job_phase(size.n, database, "midway", ini, stop_in)
         finally:
             load.send_signal(signal.SIGTERM)
             load.wait(timeout=120)
@@ -274,7 +290,9 @@ def table(sizes: list[Size]) -> str:
         "|---:|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for size in sizes:
-        quiet = size.phases[0].job_s or float("nan")
+        quiet = next(
+            (p.job_s for p in size.phases if p.name == "quiet unpaced" and p.job_s), float("nan")
+        )
         # The baseline is every idle phase together (before, between and after the runs):
         # on a shared machine the neighbour's idle p99 drifts by itself from minute to minute.
         idle_phase = Phase("idle (all)", 0.0)
@@ -365,8 +383,17 @@ def plot_midway(size: Size, path: Path) -> None:
 
 def document(sizes: list[Size], args: argparse.Namespace, mariadb: str) -> str:
     paced = ", ".join(args.paced) if args.paced else "the defaults"
+    begin, end = report.neighbour_markers(args.block)
+    midway = ""
+    if args.midway and args.midway_for:
+        midway = (
+            f" Midway: the job is stopped (SIGTERM) {args.midway_for:.0f} s after the"
+            " neighbour joined."
+        )
     lines = [
-        report.NEIGHBOUR_BEGIN,
+        begin,
+        f"`bench/harm.py {' '.join(args.argv)}`.",
+        "",
         f"Measured {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC by `bench/harm.py` on"
         f" {platform.node() or 'this machine'} ({os.cpu_count()} CPUs, MariaDB {mariadb}):"
         f" the neighbour sends {args.rate:.0f} statements/s over {args.connections}"
@@ -374,27 +401,42 @@ def document(sizes: list[Size], args: argparse.Namespace, mariadb: str) -> str:
         " (the default before 1.0); unpaced = every check off; quiet = no neighbour. The"
         " ratios are to the p99 of the idle phases together (`idle (all)`): on this shared"
         " machine the idle p99 alone drifts by 2-5x from one minute to the next. The last"
-        " column compares the job's time with the quiet unpaced run's.",
+        " column compares the job's time with the quiet unpaced run's." + midway,
         "",
         table(sizes),
         "",
-        *(f"![neighbour latency, N = {s.n:,}](neighbour-{s.n}.png)" for s in sizes),
+        *(f"![neighbour latency, N = {s.n:,}]({png(args, s.n)})" for s in sizes),
         *(
-            f"![the neighbour joins midway, N = {s.n:,}](neighbour-midway-{s.n}.png)"
+            f"![the neighbour joins midway, N = {s.n:,}]({png(args, s.n, 'midway')})"
             for s in sizes
             if s.midway
         ),
-        report.NEIGHBOUR_END,
+        end,
     ]
     return "\n".join(lines)
 
 
-def write_doc(path: Path, block: str) -> None:
+def png(args: argparse.Namespace, n: int, kind: str = "") -> str:
+    """The plot's file name, next to the page: ``neighbour[-BLOCK][-midway]-N.png``."""
+    return (
+        "-".join(
+            ["neighbour", *([args.block] if args.block else []), *([kind] if kind else []), str(n)]
+        )
+        + ".png"
+    )
+
+
+def write_doc(path: Path, block: str, name: str) -> None:
+    """Replace the block ``name`` in ``path``; a new block goes after the section's last."""
     text = path.read_text(encoding="utf-8") if path.exists() else ""
-    if report.NEIGHBOUR_BEGIN in text and report.NEIGHBOUR_END in text:
-        before, rest = text.split(report.NEIGHBOUR_BEGIN, 1)
-        after = rest.split(report.NEIGHBOUR_END, 1)[1]
-        text = before + block + after
+    begin, end = report.neighbour_markers(name)
+    section = report.neighbour_section(text)
+    if begin in text and end in text:
+        before, rest = text.split(begin, 1)
+        text = before + block + rest.split(end, 1)[1]
+    elif section:
+        at = text.index(section) + len(section)
+        text = text[:at] + "\n" + block + "\n" + text[at:]
     else:
         text = text.rstrip("\n") + f"\n\n{report.NEIGHBOUR_HEADING}\n\n{block}\n"
     path.write_text(text, encoding="utf-8")
@@ -417,8 +459,33 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--no-doc", action="store_true")
     parser.add_argument("--midway", action="store_true",
                         help="also: the neighbour joins a running adaptive job")  # fmt: skip
+    parser.add_argument(
+        "--midway-for",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="stop the midway job this long after the neighbour joined",
+    )
+    parser.add_argument(
+        "--quiet", default="unpaced,adaptive", help="the runs without the neighbour"
+    )
+    parser.add_argument(
+        "--busy",
+        default="unpaced,fixed,adaptive",
+        help="the runs beside the neighbour, each followed by an idle phase",
+    )
+    parser.add_argument(
+        "--block", default="", help="the page's block to write (one per neighbour or N)"
+    )
     args = parser.parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else argv
     args.sizes = [int(n) for n in args.sizes.split(",")]
+    for key in ("quiet", "busy"):
+        names = [name for name in getattr(args, key).split(",") if name]
+        unknown = sorted(set(names) - {"unpaced", "fixed", "adaptive"})
+        if unknown:
+            parser.error(f"--{key}: {', '.join(unknown)}: not one of unpaced, fixed, adaptive")
+        setattr(args, key, names)
     harm = Harm(args)
     sizes = harm.main()
     print(table(sizes))
@@ -431,10 +498,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     if not args.no_doc:
         doc = Path(args.doc)
         for size in sizes:
-            plot(size, doc.parent / f"neighbour-{size.n}.png")
+            plot(size, doc.parent / png(args, size.n))
             if size.midway:
-                plot_midway(size, doc.parent / f"neighbour-midway-{size.n}.png")
-        write_doc(doc, document(sizes, args, harm.mariadb_version))
+                plot_midway(size, doc.parent / png(args, size.n, "midway"))
+        write_doc(doc, document(sizes, args, harm.mariadb_version), args.block)
     return 0
 
 

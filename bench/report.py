@@ -6,6 +6,7 @@ here, next to the code that measures, so that a re-run regenerates the whole pag
 
 from __future__ import annotations
 
+import re
 import shlex
 from pathlib import Path
 from typing import Any
@@ -222,17 +223,26 @@ def _targets(results: list[Any]) -> str:
 
 
 # The section bench/harm.py writes (a separate bench): kept when this page is rewritten.
-NEIGHBOUR_BEGIN = "<!-- neighbour:begin (bench/harm.py) -->"
-NEIGHBOUR_END = "<!-- neighbour:end -->"
+# One block per ``bench/harm.py --block NAME`` (the default block has no name), each
+# replaced by its own next run.
+def neighbour_markers(name: str = "") -> tuple[str, str]:
+    """The begin and end markers of bench/harm.py's block ``name``."""
+    tag = f"neighbour-{name}" if name else "neighbour"
+    return f"<!-- {tag}:begin (bench/harm.py) -->", f"<!-- {tag}:end -->"
+
+
+NEIGHBOUR_BEGIN, NEIGHBOUR_END = neighbour_markers()
 NEIGHBOUR_HEADING = "## The site beside the job (bench/harm.py)"
+_NEIGHBOUR_ENDS = re.compile(r"<!-- neighbour(-[\w-]+)?:end -->")
 
 
 def neighbour_section(text: str) -> str:
-    """The heading and block bench/harm.py wrote into ``text``, or ""."""
-    if NEIGHBOUR_BEGIN not in text or NEIGHBOUR_END not in text:
+    """bench/harm.py's section of ``text`` (its heading, the words under it and every
+    block up to the last one), or ""."""
+    ends = list(_NEIGHBOUR_ENDS.finditer(text))
+    if NEIGHBOUR_HEADING not in text or not ends:
         return ""
-    block = text.split(NEIGHBOUR_BEGIN, 1)[1].split(NEIGHBOUR_END, 1)[0]
-    return f"{NEIGHBOUR_HEADING}\n\n{NEIGHBOUR_BEGIN}{block}{NEIGHBOUR_END}\n"
+    return text[text.index(NEIGHBOUR_HEADING) : ends[-1].end()] + "\n"
 
 
 def write(path: Path, bench: Any, results: list[Any], batch_size: int) -> None:

@@ -13,8 +13,8 @@ Two signals, read at each look between batches (``pacing.Server.read``):
   sent itself (its connections count them). At or below ``quiet_statements_per_second``
   nobody shares the server: the duty doubles at each decision, up to unpaced.
 * the server's answer time, against its idle baseline (delay-based, as LEDBAT and TCP
-  Vegas yield to other traffic): the round trip of the look itself, the lowest of each
-  decision window, compared with the lowest of the last two minutes. While
+  Vegas yield to other traffic): the round trip of the look itself, the mean of each
+  decision window, compared with the lowest such mean of the last two minutes. While
   the site is busy, a look slower than ``max_delay_percent`` over the baseline halves the
   duty (multiplicative decrease); a look within it lets the duty grow by a step
   (additive increase), so the run probes for what the server can give and backs off as
