@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import population  # noqa: E402
+from bench import population, report  # noqa: E402
 from bench.run import (  # noqa: E402
     BENCH_PASSWORD,
     BENCH_USER,
@@ -62,8 +62,7 @@ TABLES = ("alt42_heartbeat_log", "alt42_scenario_evaluation_log", "alt42_event_p
 DETAIL_TABLES = TABLES[1:]
 RUNS_PER_DAY = 48  # the default schedule, */30
 OLD_RETENTION_DAYS = 90  # [retention] days before detail_days existed (0.3.0 and older)
-MARK_BEGIN = "<!-- footprint:begin (bench/footprint.py) -->"
-MARK_END = "<!-- footprint:end -->"
+MARK_BEGIN, MARK_END = report.FOOTPRINT_BEGIN, report.FOOTPRINT_END  # the page is report's
 
 
 @dataclass

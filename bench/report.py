@@ -222,9 +222,9 @@ def _targets(results: list[Any]) -> str:
     return "\n".join(lines)
 
 
-# The section bench/harm.py writes (a separate bench): kept when this page is rewritten.
-# One block per ``bench/harm.py --block NAME`` (the default block has no name), each
-# replaced by its own next run.
+# The sections the separate benches write at the end of this page (bench/harm.py,
+# bench/footprint.py): kept as they are when bench/run.py rewrites the page above them.
+# bench/harm.py writes one block per ``--block NAME`` (the first block has no name).
 def neighbour_markers(name: str = "") -> tuple[str, str]:
     """The begin and end markers of bench/harm.py's block ``name``."""
     tag = f"neighbour-{name}" if name else "neighbour"
@@ -234,6 +234,8 @@ def neighbour_markers(name: str = "") -> tuple[str, str]:
 NEIGHBOUR_BEGIN, NEIGHBOUR_END = neighbour_markers()
 NEIGHBOUR_HEADING = "## The site beside the job (bench/harm.py)"
 _NEIGHBOUR_ENDS = re.compile(r"<!-- neighbour(-[\w-]+)?:end -->")
+FOOTPRINT_BEGIN = "<!-- footprint:begin (bench/footprint.py) -->"
+FOOTPRINT_END = "<!-- footprint:end -->"
 
 
 def neighbour_section(text: str) -> str:
@@ -245,10 +247,16 @@ def neighbour_section(text: str) -> str:
     return text[text.index(NEIGHBOUR_HEADING) : ends[-1].end()] + "\n"
 
 
+def kept_sections(text: str) -> str:
+    """What the separate benches wrote: from the first of their sections to the end."""
+    starts = [text.index(mark) for mark in (NEIGHBOUR_HEADING, FOOTPRINT_BEGIN) if mark in text]
+    return text[min(starts) :].rstrip("\n") + "\n" if starts else ""
+
+
 def write(path: Path, bench: Any, results: list[Any], batch_size: int) -> None:
     from bench import run  # noqa: PLC0415 - run imports this module
 
-    kept = neighbour_section(path.read_text(encoding="utf-8")) if path.exists() else ""
+    kept = kept_sections(path.read_text(encoding="utf-8")) if path.exists() else ""
 
     machine = run.machine()
     args = bench.args

@@ -1,0 +1,61 @@
+"""docs/performance.md is written by three benches: bench/run.py rewrites the page, and
+bench/harm.py and bench/footprint.py each own blocks at its end. A run of one must not
+lose what another measured (some take an hour), nor the words written under a heading."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from bench import harm, report
+
+NARRATIVE = "What the neighbour blocks show, written by hand.\n"
+FOOTPRINT = f"{report.FOOTPRINT_BEGIN}\n## Footprint\n\nfootprint table\n{report.FOOTPRINT_END}\n"
+
+
+def page(tmp_path: Path) -> Path:
+    begin, end = report.neighbour_markers()
+    path = tmp_path / "performance.md"
+    path.write_text(
+        "# Performance\n\nrun.py's tables\n\n"
+        f"{report.NEIGHBOUR_HEADING}\n\n{NARRATIVE}\n{begin}\nthe 200 q/s table\n{end}\n\n"
+        f"{FOOTPRINT}",
+        encoding="utf-8",
+    )
+    return path
+
+
+def block(name: str, body: str) -> str:
+    begin, end = report.neighbour_markers(name)
+    return f"{begin}\n{body}\n{end}"
+
+
+def test_a_named_block_goes_after_the_others_and_a_second_run_replaces_only_it(tmp_path):
+    path = page(tmp_path)
+    harm.write_doc(path, block("heavy", "the 1000 q/s table, first run"), "heavy")
+    harm.write_doc(path, block("heavy", "the 1000 q/s table, second run"), "heavy")
+    text = path.read_text(encoding="utf-8")
+    assert "first run" not in text
+    order = [NARRATIVE, "the 200 q/s table", "the 1000 q/s table, second run", "footprint table"]
+    assert [text.index(part) for part in order] == sorted(text.index(part) for part in order)
+    harm.write_doc(path, block("", "the 200 q/s table, again"), "")
+    text = path.read_text(encoding="utf-8")
+    assert "the 200 q/s table\n" not in text
+    assert "the 200 q/s table, again" in text and "second run" in text and NARRATIVE in text
+
+
+def test_the_benches_sections_survive_a_rewrite_of_the_page_above_them(tmp_path):
+    path = page(tmp_path)
+    harm.write_doc(path, block("million", "the N = 1,000,000 table"), "million")
+    kept = report.kept_sections(path.read_text(encoding="utf-8"))
+    assert kept.startswith(report.NEIGHBOUR_HEADING)
+    for part in (NARRATIVE, "the 200 q/s table", "the N = 1,000,000 table", "footprint table"):
+        assert part in kept
+    assert "run.py's tables" not in kept
+
+
+def test_each_block_has_its_own_plots():
+    args = argparse.Namespace(block="heavy")
+    assert harm.png(args, 10_000) == "neighbour-heavy-10000.png"
+    assert harm.png(args, 10_000, "midway") == "neighbour-heavy-midway-10000.png"
+    assert harm.png(argparse.Namespace(block=""), 10_000) == "neighbour-10000.png"
