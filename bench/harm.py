@@ -343,6 +343,30 @@ def plot(size: Size, path: Path) -> None:
     pyplot.close(figure)
 
 
+def midway_drop(size: Size, window: float = 1.0) -> Optional[tuple[float, float, float]]:
+    """The job's rate before the neighbour joined (students/s), how many seconds after it
+    joined a ``window`` of the job's batches first wrote less than a quarter of that, and
+    that window's rate; None if there is no such window or no midway run."""
+    phase = size.midway
+    if phase is None or not phase.batches or size.neighbour_joined <= phase.start:
+        return None
+    joined = size.neighbour_joined
+    done_at = [(phase.start, 0), *phase.batches]
+
+    def done(moment: float) -> int:
+        return max((d for t, d in done_at if t <= moment), default=0)
+
+    before = done(joined) / (joined - phase.start)
+    after = 0.0
+    while joined + after + window <= (phase.end or joined):
+        start = joined + after
+        rate = (done(start + window) - done(start)) / window
+        if rate < before / 4:
+            return before, after, rate
+        after += 0.25
+    return None
+
+
 def plot_midway(size: Size, path: Path) -> None:
     """The adaptive job's rate (students per second, half-second bins) and the
     neighbour's latency, over the run the neighbour joined midway."""
@@ -404,6 +428,13 @@ def document(sizes: list[Size], args: argparse.Namespace, mariadb: str) -> str:
         " column compares the job's time with the quiet unpaced run's." + midway,
         "",
         table(sizes),
+        *(
+            f"\nMidway, N = {s.n:,}: before the neighbour joined, the job wrote"
+            f" {drop[0]:,.0f} students/s; {drop[1]:.2f} s after it joined, a second of the"
+            f" job's batches wrote {drop[2]:,.0f} students/s (under a quarter)."
+            for s in sizes
+            if (drop := midway_drop(s))
+        ),
         "",
         *(f"![neighbour latency, N = {s.n:,}]({png(args, s.n)})" for s in sizes),
         *(
@@ -489,6 +520,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     harm = Harm(args)
     sizes = harm.main()
     print(table(sizes))
+    for size in sizes:
+        print(f"N={size.n:,} midway (before/s, seconds after joining, rate/s): {midway_drop(size)}")
     for size in sizes:
         for phase in size.phases:
             kinds = ", ".join(

@@ -59,3 +59,18 @@ def test_each_block_has_its_own_plots():
     assert harm.png(args, 10_000) == "neighbour-heavy-10000.png"
     assert harm.png(args, 10_000, "midway") == "neighbour-heavy-midway-10000.png"
     assert harm.png(argparse.Namespace(block=""), 10_000) == "neighbour-10000.png"
+
+
+def test_the_midway_drop_is_read_from_the_jobs_batches():
+    """A job at 1,000 students/s for 4 s, the neighbour joins at 4 s, the job keeps the
+    pace for 0.5 s more and then writes 100 students/s: the first second of batches under
+    a quarter of the pace starts 0.5 s after the join."""
+    phase = harm.Phase("midway", start=100.0, end=110.0)
+    phase.batches = [(100.0 + i / 10, 100 * i) for i in range(1, 46)]  # to 4.5 s
+    phase.batches += [(104.5 + i, 4500 + 100 * i) for i in range(1, 6)]
+    size = harm.Size(10_000, [], [], 100.0, midway=phase, neighbour_joined=104.0)
+    before, after, rate = harm.midway_drop(size)
+    assert before == 1000
+    assert after == 0.5 and rate <= 250
+    size.neighbour_joined = 0.0
+    assert harm.midway_drop(size) is None
