@@ -7,18 +7,19 @@ operator of a web server rarely knows. So the run controls its *duty*: the share
 time it keeps the server working (1.0: unpaced; 0.05: 5 ms of writes, then 95 ms of
 rest). A duty is relative to the server's own speed, so the same setting fits any server.
 
-Two signals, read at each look between batches (``pacing.Server.read``):
+Two signals, taken in at each look between batches (``pacing.Pacer.look``):
 
 * the site's own traffic: the server's ``Questions`` counter minus the statements the job
   sent itself (its connections count them). At or below ``quiet_statements_per_second``
   nobody shares the server: the duty doubles at each decision, up to unpaced.
-* the server's answer time, against its idle baseline (delay-based, as LEDBAT and TCP
-  Vegas yield to other traffic): the round trip of the look itself, the mean of each
-  decision window, compared with the lowest such mean of the last two minutes. While
-  the site is busy, a look slower than ``max_delay_percent`` over the baseline halves the
-  duty (multiplicative decrease); a look within it lets the duty grow by a step
-  (additive increase), so the run probes for what the server can give and backs off as
-  soon as it does not keep up.
+* what the site's statements feel (delay-based, as LEDBAT and TCP Vegas yield to other
+  traffic): while the site is busy, the job's probe (``heartbeat.probe``) sends a trivial
+  statement about 90 times a second. The probes sent while the job rested make the idle
+  baseline (their p99 over the last two minutes); a probe slower than that p99 plus
+  ``max_delay_percent`` is *slow*. A window of about a hundred probes with more than
+  1 % slow ones (the site's p99 past the allowed delay) halves the duty (multiplicative
+  decrease); a window within it lets the duty grow by a step (additive increase), so the
+  run probes for what the server can give and backs off as soon as it does not.
 
 The hard limits stay outside: the threshold waits (``Threads_running``, Galera, replica
 lag) and the deadline, which sets the lowest duty (``floor``). :class:`Controller` is pure
@@ -27,21 +28,32 @@ lag) and the deadline, which sets the lowest duty (``floor``). :class:`Controlle
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Optional
 
-#: Seconds of looks between two decisions.
+#: Seconds of looks between two decisions on the site's traffic.
 DECIDE_S = 0.25
 #: The duty at the start, before the first decision (the run's first look pair decides
 #: before any write whether the server is quiet: ``Controller.start``).
 START_DUTY = 0.05
 #: The lowest duty the controller goes to by itself (the deadline may ask for more).
 MIN_DUTY = 0.01
-#: While the site is busy and the server keeps up, the duty grows by this much.
+#: While the site is busy and its statements keep their pace, the duty grows by this much.
 STEP_UP = 0.01
-#: The baseline is the lowest look of the last this many seconds (as LEDBAT's base
-#: delay history): it follows a server that became slower for good, in minutes.
+#: Probes in a decision window on the delay; more than ``SLOW_SHARE`` of them slow
+#: decides early (two slow probes of a hundred are enough to back off).
+WINDOW_PROBES = 100
+#: The share of slow probes a window may have: the site's p99 stays within the delay.
+SLOW_SHARE = 0.01
+#: The baseline is the p99 of the idle probes of the last this many seconds (as LEDBAT's
+#: base delay history): it follows a server that became slower for good, in minutes.
 BASE_WINDOW_S = 120.0
+#: Idle probes needed before their p99 is a baseline (about half a second of rests).
+MIN_BASE_PROBES = 50
+#: The idle probes kept for the baseline (about 45 s of rests at 90 probes a second).
+MAX_BASE_PROBES = 4096
 
 
 @dataclass
@@ -55,19 +67,23 @@ class Decision:
 
 @dataclass
 class Controller:
-    """Decides the run's duty from the site's traffic and the server's answer time."""
+    """Decides the run's duty from the site's traffic and what its statements feel."""
 
     quiet_per_s: float
-    max_delay_ratio: float  # 1.25: a look may take 25 % longer than the baseline
+    max_delay_ratio: float  # 1.25: a statement may take 25 % longer than the idle p99
     duty: float = START_DUTY
     floor: float = 0.0  # what the deadline needs (set by the pacer)
+    busy: bool = False  # the site's traffic at the last decision (the probe runs then)
     decisions: int = 0
     backoffs: int = 0
     lowest: float = 1.0  # the lowest duty of the run (metrics)
     _window_start: Optional[float] = None
     _others: float = 0.0  # the site's statements in this window
-    _looks: list[float] = field(default_factory=list)  # the round trips of this window
-    _bases: list[tuple[float, float]] = field(default_factory=list)  # (when, lowest look)
+    _probes: int = 0  # probes in this delay window
+    _slow: int = 0  # of them, slow
+    _idle: deque[tuple[float, float]] = field(
+        default_factory=lambda: deque(maxlen=MAX_BASE_PROBES)
+    )  # (when, round trip) of the idle probes
 
     @property
     def pace(self) -> float:
@@ -78,7 +94,8 @@ class Controller:
         """Before the first batch: a quiet server gets the whole run unpaced at once
         (a 0.3 s run must not spend seconds ramping up); a busy one starts gently."""
         before = self.duty
-        if others_per_s <= self.quiet_per_s:
+        self.busy = others_per_s > self.quiet_per_s
+        if not self.busy:
             self.duty = 1.0
             why = f"the site is quiet ({others_per_s:.0f} statements/s)"
         else:
@@ -87,50 +104,66 @@ class Controller:
         self.lowest = min(self.lowest, self.duty)
         return Decision(before, self.duty, why)
 
-    def observe(self, now: float, others: float, look_s: float) -> Optional[Decision]:
-        """One look: ``others`` statements of the site since the previous look, the
-        look's round trip. Returns a decision once per ``DECIDE_S`` (None: no change)."""
+    def observe(
+        self, now: float, others: float, probes: Sequence[tuple[float, float, bool]] = ()
+    ) -> Optional[Decision]:
+        """One look: ``others`` statements of the site since the previous look, and the
+        probes since then, (sent, round trip, idle). Returns a decision once per
+        ``DECIDE_S`` at most (None: no change)."""
         if self._window_start is None:
             self._window_start = now
         self._others += others
-        self._looks.append(look_s)
+        self._idle.extend((sent, took) for sent, took, idle in probes if idle)
+        limit = self.limit(now)
+        if limit is not None:
+            self._probes += len(probes)
+            self._slow += sum(took > limit for _, took, _ in probes)
         elapsed = now - self._window_start
         if elapsed < DECIDE_S:
             return None
         others_per_s = max(0.0, self._others / elapsed)
-        current = sum(self._looks) / len(self._looks)
-        self._note_base(now, current)
-        self._window_start, self._others, self._looks = now, 0.0, []
-        return self.decide(now, others_per_s, current)
+        self._window_start, self._others = now, 0.0
+        return self.decide(others_per_s, limit)
 
-    def _note_base(self, now: float, look_s: float) -> None:
-        self._bases = [(t, v) for t, v in self._bases if now - t <= BASE_WINDOW_S]
-        self._bases.append((now, look_s))
+    def limit(self, now: float) -> Optional[float]:
+        """The round trip past which a probe is slow: the idle probes' p99 of the last
+        ``BASE_WINDOW_S``, times ``max_delay_ratio``; None while there are too few."""
+        while self._idle and now - self._idle[0][0] > BASE_WINDOW_S:
+            self._idle.popleft()
+        if len(self._idle) < MIN_BASE_PROBES:
+            return None
+        ordered = sorted(took for _, took in self._idle)
+        return ordered[int(0.99 * len(ordered))] * self.max_delay_ratio
 
-    def base(self, now: float) -> float:
-        """The idle baseline: the lowest look of the last ``BASE_WINDOW_S`` (as LEDBAT's
-        base delay: the fastest the server answered lately is what it does unloaded)."""
-        return min(v for t, v in self._bases if now - t <= BASE_WINDOW_S)
+    def forget_baseline(self) -> None:
+        """No more probes will come (the probe failed): no baseline either, so a busy
+        site keeps the run at ``START_DUTY`` or lower."""
+        self._idle.clear()
+        self._probes = self._slow = 0
 
-    def decide(self, now: float, others_per_s: float, current: float) -> Optional[Decision]:
+    def decide(self, others_per_s: float, limit: Optional[float]) -> Optional[Decision]:
         before = self.duty
-        base = self.base(now)
-        if others_per_s <= self.quiet_per_s:
+        site = f"the site is busy ({others_per_s:.0f} statements/s)"
+        self.busy = others_per_s > self.quiet_per_s
+        probes, slow = self._probes, self._slow
+        if not self.busy:
             self.duty = min(1.0, self.duty * 2)
             why = f"the site is quiet ({others_per_s:.0f} statements/s)"
-        elif current > base * self.max_delay_ratio:
+        elif limit is None:  # no rests yet to learn it from: make some, gently
+            if self.duty <= START_DUTY:
+                return None
+            self.duty = max(START_DUTY, self.duty / 2)
+            why = f"{site} and its idle answer time is not known yet"
+        elif slow > SLOW_SHARE * max(probes, WINDOW_PROBES):
             self.duty = max(MIN_DUTY, self.duty / 2)
-            self.backoffs += before > self.duty
-            why = (
-                f"the site is busy ({others_per_s:.0f} statements/s) and the server answers"
-                f" slower ({current * 1000:.2f} ms, idle {base * 1000:.2f} ms)"
-            )
-        else:
+            why = f"{site} and {slow} of {probes} probes took over {limit * 1000:.2f} ms"
+        elif probes >= WINDOW_PROBES:
             self.duty = min(1.0, self.duty + STEP_UP)
-            why = (
-                f"the site is busy ({others_per_s:.0f} statements/s) and the server keeps up"
-                f" ({current * 1000:.2f} ms, idle {base * 1000:.2f} ms)"
-            )
+            why = f"{site} and {slow} of {probes} probes took over {limit * 1000:.2f} ms"
+        else:
+            return None  # the delay window is not full yet
+        self.backoffs += before > self.duty
+        self._probes = self._slow = 0
         self.duty = max(self.duty, self.floor)
         self.lowest = min(self.lowest, self.duty)
         self.decisions += 1

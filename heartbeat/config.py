@@ -818,8 +818,9 @@ KEYS: tuple[Key, ...] = (
     Key("pacing", "max_bytes_per_second", whole(0, 10_000_000_000), 0,
         "the same, in bytes of SQL sent (0: off)"),
     Key("pacing", "max_delay_percent", whole(0, 1000), 25,
-        "adaptive pacing: while the site is busy, back off when the server answers this"
-        " much slower than idle, and speed up while it keeps up (0: off)"),
+        "adaptive pacing: while the site is busy, keep its statements' p99 (the job's"
+        " probe) within this much of their idle p99: back off past it, speed up within it"
+        " (0: off)"),
     Key("pacing", "quiet_statements_per_second", whole(0, 1_000_000), 20,
         "adaptive pacing: the site's own statements per second (the job's not counted) at"
         " or below which the server is quiet and the run goes unpaced"),

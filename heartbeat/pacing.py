@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from heartbeat import adaptive, db
+from heartbeat import adaptive, db, probe
 from heartbeat.config import DatabaseConfig, PacingConfig
 from heartbeat.errors import DatabaseError
 
@@ -72,7 +72,6 @@ class Reading:
     recv_queue: Optional[int] = None
     replica_lag_s: Optional[float] = None  # inf: the replica is not replicating
     others: Optional[int] = None  # the site's statements since the previous look (about)
-    look_s: float = 0.0  # the look's round trip
 
 
 def over_limits(reading: Reading, limits: PacingConfig) -> list[tuple[str, str]]:
@@ -122,8 +121,8 @@ def describe(reading: Reading, limits: PacingConfig, replica: str = "") -> str:
     if limits.max_delay_percent:
         parts.append(
             f"adaptive: unpaced while the site sends at most"
-            f" {limits.quiet_statements_per_second} statements/s, else backs off when the"
-            f" server answers {limits.max_delay_percent}% slower than idle"
+            f" {limits.quiet_statements_per_second} statements/s, else keeps the site's p99"
+            f" within {limits.max_delay_percent}% of idle"
         )
     text = "; ".join(parts)
     over = over_limits(reading, limits)
@@ -152,8 +151,12 @@ class Server:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.conn = conn
+        self.database = database
+        self.statement_timeout = statement_timeout
         self.clock = clock
         self.replica: Optional[Any] = None
+        self.probe: Optional[probe.Probe] = None
+        self._writing: list[Callable[[], bool]] = []  # the job's writers: one in flight?
         self.replica_where = ""
         self._paused: Optional[tuple[float, int]] = None  # (when, paused ns) last look
         self._questions: Optional[tuple[int, int]] = None  # (server's, the job's) last look
@@ -167,12 +170,27 @@ class Server:
             except DatabaseError as exc:
                 raise DatabaseError(f"{exc} ([pacing] replica){REPLICA_FIX}") from None
 
-    def watch(self, conn: Any) -> None:
-        """Count ``conn``'s statements as the job's own (the writer's connection)."""
+    def watch(self, conn: Any, writing: Optional[Callable[[], bool]] = None) -> None:
+        """Count ``conn``'s statements as the job's own; ``writing`` tells whether a
+        batch is in flight on it (the writer's)."""
         self.own.append(conn)
+        if writing is not None:
+            self._writing.append(writing)
+
+    def start_probe(self) -> Optional[probe.Probe]:
+        """The adaptive pacing's probe, on a connection of its own whose statements are
+        the job's; None, said once, when that connection cannot be opened (a server at
+        its ``max_connections``): the run goes on without it."""
+        try:
+            conn = db.connect(self.database, self.statement_timeout)
+        except DatabaseError as exc:
+            log.warning("Pacing: %s (the probe); %s", exc, probe.WITHOUT)
+            return None
+        self.watch(conn)
+        self.probe = probe.Probe(conn, lambda: any(writing() for writing in self._writing))
+        return self.probe
 
     def read(self) -> Reading:
-        began = self.clock()
         with db.errors_as("reading the server's load (pacing)"), self.conn.cursor() as cur:
             cur.execute("SHOW GLOBAL STATUS WHERE Variable_name IN (%s, %s, %s, %s)", STATUS_NAMES)
             values = {str(name).lower(): str(value) for name, value in cur.fetchall()}
@@ -202,7 +220,6 @@ class Server:
             recv_queue=_int(values.get("wsrep_local_recv_queue")),
             replica_lag_s=self.replica_lag(),
             others=others,
-            look_s=now - began,
         )
 
     def replica_lag(self) -> Optional[float]:
@@ -224,6 +241,9 @@ class Server:
         return float("inf") if lag is None else float(lag)
 
     def close(self) -> None:
+        if self.probe is not None:
+            self.probe.close()
+            self.probe = None
         if self.replica is not None:
             db.close_quietly(self.replica)
 
@@ -293,6 +313,8 @@ class Pacer:
                 limits.replica is not None and limits.max_replica_lag_seconds,
             )
         )
+        self.probe: Optional[probe.Probe] = None
+        self._probe_tried = False  # its connection is opened once the site is busy
         if self.checks_load or self.controller:
             server.read()  # the first flow-control figure is a difference to this one
         if self.controller:
@@ -300,6 +322,7 @@ class Pacer:
             reading = server.read()
             seconds = max(self.clock() - self.started, 1e-6)
             self._note(self.controller.start((reading.others or 0) / seconds))
+            self._steer_probe()
             self._rested = self.clock()
 
     def before_batch(
@@ -314,11 +337,15 @@ class Pacer:
         self._done = (students_done, students_total, handed, size)
         worked = self.clock() - self._rested  # reading, evaluating, writing
         self._busy_s += worked
+        if self.probe:
+            self.probe.resting = True
         reason = self.spread(*self._done)
         if reason is None and self.controller:
             reason = self.rest(self.controller, worked, students_done, students_total)
         if reason is None and (self.checks_load or self.controller):
             reason = self.wait_for_load()
+        if self.probe:
+            self.probe.resting = False
         self._rested = self.clock()
         return reason
 
@@ -327,8 +354,28 @@ class Pacer:
         """Read the server; the adaptive controller learns from every look."""
         reading = self.server.read()
         if self.controller and reading.others is not None:
-            self._note(self.controller.observe(self.clock(), reading.others, reading.look_s))
+            probes = self.probe.take() if self.probe else []
+            self._note(self.controller.observe(self.clock(), reading.others, probes))
+            self._steer_probe()
         return reading
+
+    def _steer_probe(self) -> None:
+        """The probe runs while the site is busy (its connection is opened the first time
+        the site is: a quiet site never sees it); one that failed is said once and let go
+        (the controller then holds a busy site at its start duty or lower)."""
+        if self.controller is None:
+            return
+        if self.probe is None and self.controller.busy and not self._probe_tried:
+            self._probe_tried = True
+            self.probe = self.server.start_probe()
+        if self.probe is None:
+            return
+        if self.probe.error:
+            log.warning("Pacing: the probe stopped (%s); %s", self.probe.error, probe.WITHOUT)
+            self.probe = None
+            self.controller.forget_baseline()
+            return
+        self.probe.active = self.controller.busy
 
     def _note(self, decision: Optional[adaptive.Decision]) -> None:
         if decision:

@@ -262,7 +262,8 @@ class _Run:
             self.done,
             self.summary.run_id,
         )
-        self.server.watch(self.writer.conn)  # its statements are the job's, not the site's
+        # its statements are the job's, not the site's
+        self.server.watch(self.writer.conn, self.writer.writing)
         self.lease = coordinate.Lease(self.config, self.writer)
         return self.server, self.writer
 

@@ -363,6 +363,11 @@ class Writer:
         self.wait()
         self.pending = (self.pool.submit(self._write, statements), rows)
 
+    def writing(self) -> bool:
+        """A batch is in flight (pacing's probe tells the job's rests from its work)."""
+        pending = self.pending
+        return pending is not None and not pending[0].done()
+
     def wait(self) -> None:
         """Wait for the batch in flight; count it once it is committed."""
         if self.pending is None:
