@@ -54,8 +54,9 @@ def pin(duty: float) -> None:
     adaptive.Controller.decide = decide  # type: ignore[assignment,method-assign]
 
 
-def record(ini: configparser.ConfigParser, out: Path) -> None:
-    """Time the looks; probe from a thread; write both to ``out`` when the job exits."""
+def record(ini: configparser.ConfigParser, out: Path, send_probes: bool = True) -> None:
+    """Time the looks; probe from a thread (unless not ``send_probes``: what the probe
+    itself costs the site); write both to ``out`` when the job exits."""
     state = {"writing": 0, "resting": True}
     looks: list[tuple[float, float, int]] = []
     probes: list[tuple[float, float, int, bool]] = []
@@ -102,7 +103,7 @@ def record(ini: configparser.ConfigParser, out: Path) -> None:
             read_timeout=30,
         )
         with conn.cursor() as cur:
-            while not stop.is_set():
+            while send_probes and not stop.is_set():
                 idle = state["resting"] and not state["writing"]
                 sent = time.monotonic()
                 cur.execute("DO 0")
@@ -113,7 +114,7 @@ def record(ini: configparser.ConfigParser, out: Path) -> None:
         conn.close()
 
     thread = threading.Thread(target=send, daemon=True)
-    sys.setswitchinterval(probe.SWITCH_INTERVAL_S)
+    sys.setswitchinterval(probe.SWITCH_INTERVAL_S if send_probes else sys.getswitchinterval())
     thread.start()
 
     def dump() -> None:
@@ -148,6 +149,7 @@ def main() -> None:
     parser.add_argument("--duty", type=float)
     parser.add_argument("--out", type=Path)
     parser.add_argument("--report", nargs="+", metavar="FILE")
+    parser.add_argument("--no-probe", action="store_true", help="send no probes")
     args, command = parser.parse_known_args()
     if args.report:
         report(args.report)
@@ -158,7 +160,7 @@ def main() -> None:
     ini = configparser.ConfigParser(interpolation=None)
     ini.read(job[job.index("--config") + 1])
     pin(args.duty)
-    record(ini, args.out)
+    record(ini, args.out, send_probes=not args.no_probe)
     sys.argv = ["heartbeat", *job]
     runpy.run_module("heartbeat", run_name="__main__")
 
