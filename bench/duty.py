@@ -6,8 +6,8 @@ own options) with the adaptive controller pinned to ``--duty`` and records, in `
 
 * ``looks``: the round trip of each pacing look (``SHOW GLOBAL STATUS`` between batches,
   what 1.0.0's controller compared with its idle baseline);
-* ``probes``: ``DO 0`` on a connection of its own every 10 ms (what ``heartbeat/probe.py``
-  now sends), each marked idle when the job rested with no batch in flight.
+* ``probes``: the job's own probe (``heartbeat/probe.py``: ``DO 0`` on a connection of
+  its own every 10 ms), each marked idle when the job rested with no batch in flight.
 
 ``--report FILE...`` prints, per file, the share of probes slower than the idle probes'
 p99 x 1.25 and the looks' round trips, to set beside harm.py's neighbour p99 at each duty::
@@ -27,7 +27,6 @@ import configparser
 import json
 import runpy
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -55,45 +54,14 @@ def pin(duty: float) -> None:
 
 
 def record(ini: configparser.ConfigParser, out: Path, send_probes: bool = True) -> None:
-    """Time the looks; probe from a thread (unless not ``send_probes``: what the probe
-    itself costs the site); write both to ``out`` when the job exits."""
-    state = {"writing": 0, "resting": True}
+    """Time the looks; run the job's own probe (``heartbeat.probe.Probe``, unless not
+    ``send_probes``: what the probe itself costs the site); write both to ``out`` when
+    the job exits."""
+    writing = [0]  # batches in flight on the writer
     looks: list[tuple[float, float, int]] = []
-    probes: list[tuple[float, float, int, bool]] = []
-
-    write = store.Writer._write
-
-    def _write(self: store.Writer, statements: list[bytes]) -> None:
-        state["writing"] += 1
-        try:
-            write(self, statements)
-        finally:
-            state["writing"] -= 1
-
-    before_batch = pacing.Pacer.before_batch
-
-    def _before_batch(self: pacing.Pacer, *args: Any) -> Optional[str]:
-        state["resting"] = True
-        try:
-            return before_batch(self, *args)
-        finally:
-            state["resting"] = False
-
-    read = pacing.Server.read
-
-    def _read(self: pacing.Server) -> pacing.Reading:
-        began = time.monotonic()
-        reading = read(self)
-        looks.append((began, time.monotonic() - began, state["writing"]))
-        return reading
-
-    store.Writer._write = _write  # type: ignore[method-assign]
-    pacing.Pacer.before_batch = _before_batch  # type: ignore[method-assign]
-    pacing.Server.read = _read  # type: ignore[method-assign]
-    stop = threading.Event()
-    section = ini["database"]
-
-    def send() -> None:
+    sender: Optional[probe.Probe] = None
+    if send_probes:
+        section = ini["database"]
         conn = pymysql.connect(
             unix_socket=section["socket"],
             user=section["user"],
@@ -102,24 +70,45 @@ def record(ini: configparser.ConfigParser, out: Path, send_probes: bool = True) 
             connect_timeout=10,
             read_timeout=30,
         )
-        with conn.cursor() as cur:
-            while send_probes and not stop.is_set():
-                idle = state["resting"] and not state["writing"]
-                sent = time.monotonic()
-                cur.execute("DO 0")
-                took = time.monotonic() - sent
-                idle = idle and state["resting"] and not state["writing"]
-                probes.append((sent, took, state["writing"], idle))
-                stop.wait(probe.PROBE_EVERY_S)
-        conn.close()
+        sender = probe.Probe(conn, lambda: writing[0] > 0)
+        sender.active = True
 
-    thread = threading.Thread(target=send, daemon=True)
-    sys.setswitchinterval(probe.SWITCH_INTERVAL_S if send_probes else sys.getswitchinterval())
-    thread.start()
+    write = store.Writer._write
+
+    def _write(self: store.Writer, statements: list[bytes]) -> None:
+        writing[0] += 1
+        try:
+            write(self, statements)
+        finally:
+            writing[0] -= 1
+
+    before_batch = pacing.Pacer.before_batch
+
+    def _before_batch(self: pacing.Pacer, *args: Any) -> Optional[str]:
+        if sender:
+            sender.resting = True
+        try:
+            return before_batch(self, *args)
+        finally:
+            if sender:
+                sender.resting = False
+
+    read = pacing.Server.read
+
+    def _read(self: pacing.Server) -> pacing.Reading:
+        began = time.monotonic()
+        reading = read(self)
+        looks.append((began, time.monotonic() - began, writing[0]))
+        return reading
+
+    store.Writer._write = _write  # type: ignore[method-assign]
+    pacing.Pacer.before_batch = _before_batch  # type: ignore[method-assign]
+    pacing.Server.read = _read  # type: ignore[method-assign]
 
     def dump() -> None:
-        stop.set()
-        thread.join(timeout=5)
+        probes = sender.take() if sender else []
+        if sender:
+            sender.close()
         out.write_text(json.dumps({"looks": looks, "probes": probes}), encoding="utf-8")
 
     atexit.register(dump)
@@ -136,8 +125,8 @@ def report(paths: list[str]) -> None:
     for path in paths:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         probes, looks = data["probes"], data["looks"]
-        idle = percentile([took for _, took, _, is_idle in probes if is_idle], 0.99)
-        slow = sum(took > idle * 1.25 for _, took, _, _ in probes) / max(1, len(probes))
+        idle = percentile([took for _, took, is_idle in probes if is_idle], 0.99)
+        slow = sum(took > idle * 1.25 for _, took, _ in probes) / max(1, len(probes))
         print(
             f"| {Path(path).name} | {len(probes):,} | {idle * 1000:.2f} | {slow:.1%} |"
             f" {len(looks):,} | {percentile([t for _, t, _ in looks], 0.5) * 1000:.2f} |"

@@ -79,8 +79,8 @@ class Controller:
     lowest: float = 1.0  # the lowest duty of the run (metrics)
     _window_start: Optional[float] = None
     _others: float = 0.0  # the site's statements in this window
-    _probes: int = 0  # probes in this delay window
-    _slow: int = 0  # of them, slow
+    _window: list[float] = field(default_factory=list)  # the probes' round trips since
+    # the last delay decision, judged against the baseline once per decision
     _idle: deque[tuple[float, float]] = field(
         default_factory=lambda: deque(maxlen=MAX_BASE_PROBES)
     )  # (when, round trip) of the idle probes
@@ -114,16 +114,13 @@ class Controller:
             self._window_start = now
         self._others += others
         self._idle.extend((sent, took) for sent, took, idle in probes if idle)
-        limit = self.limit(now)
-        if limit is not None:
-            self._probes += len(probes)
-            self._slow += sum(took > limit for _, took, _ in probes)
+        self._window.extend(took for _, took, _ in probes)
         elapsed = now - self._window_start
         if elapsed < DECIDE_S:
             return None
         others_per_s = max(0.0, self._others / elapsed)
         self._window_start, self._others = now, 0.0
-        return self.decide(others_per_s, limit)
+        return self.decide(others_per_s, self.limit(now))
 
     def limit(self, now: float) -> Optional[float]:
         """The round trip past which a probe is slow: the idle probes' p99 of the last
@@ -139,13 +136,16 @@ class Controller:
         """No more probes will come (the probe failed): no baseline either, so a busy
         site keeps the run at ``START_DUTY`` or lower."""
         self._idle.clear()
-        self._probes = self._slow = 0
+        self._window.clear()
 
     def decide(self, others_per_s: float, limit: Optional[float]) -> Optional[Decision]:
         before = self.duty
         site = f"the site is busy ({others_per_s:.0f} statements/s)"
         self.busy = others_per_s > self.quiet_per_s
-        probes, slow = self._probes, self._slow
+        if limit is None:
+            self._window.clear()  # probes before a baseline judge nothing
+        probes = len(self._window)
+        slow = sum(took > limit for took in self._window) if limit is not None else 0
         if not self.busy:
             self.duty = min(1.0, self.duty * 2)
             why = f"the site is quiet ({others_per_s:.0f} statements/s)"
@@ -163,7 +163,7 @@ class Controller:
         else:
             return None  # the delay window is not full yet
         self.backoffs += before > self.duty
-        self._probes = self._slow = 0
+        self._window.clear()
         self.duty = max(self.duty, self.floor)
         self.lowest = min(self.lowest, self.duty)
         self.decisions += 1

@@ -156,6 +156,7 @@ class Server:
         self.clock = clock
         self.replica: Optional[Any] = None
         self.probe: Optional[probe.Probe] = None
+        self.probe_tried = False  # its connection is opened once, the first time asked
         self._writing: list[Callable[[], bool]] = []  # the job's writers: one in flight?
         self.replica_where = ""
         self._paused: Optional[tuple[float, int]] = None  # (when, paused ns) last look
@@ -180,7 +181,11 @@ class Server:
     def start_probe(self) -> Optional[probe.Probe]:
         """The adaptive pacing's probe, on a connection of its own whose statements are
         the job's; None, said once, when that connection cannot be opened (a server at
-        its ``max_connections``): the run goes on without it."""
+        its ``max_connections``): the run goes on without it. Asked again, it does not
+        retry."""
+        if self.probe_tried:
+            return self.probe
+        self.probe_tried = True
         try:
             conn = db.connect(self.database, self.statement_timeout)
         except DatabaseError as exc:
@@ -240,10 +245,15 @@ class Server:
         lag = status.get("Seconds_Behind_Master", status.get("Seconds_Behind_Source"))
         return float("inf") if lag is None else float(lag)
 
-    def close(self) -> None:
+    def stop_probe(self) -> None:
+        """Close the probe (the run's end, or a probe that failed: its connection goes
+        at once, not at the run's end)."""
         if self.probe is not None:
             self.probe.close()
             self.probe = None
+
+    def close(self) -> None:
+        self.stop_probe()
         if self.replica is not None:
             db.close_quietly(self.replica)
 
@@ -313,8 +323,6 @@ class Pacer:
                 limits.replica is not None and limits.max_replica_lag_seconds,
             )
         )
-        self.probe: Optional[probe.Probe] = None
-        self._probe_tried = False  # its connection is opened once the site is busy
         if self.checks_load or self.controller:
             server.read()  # the first flow-control figure is a difference to this one
         if self.controller:
@@ -337,15 +345,16 @@ class Pacer:
         self._done = (students_done, students_total, handed, size)
         worked = self.clock() - self._rested  # reading, evaluating, writing
         self._busy_s += worked
-        if self.probe:
-            self.probe.resting = True
+        sender = self.server.probe
+        if sender:
+            sender.resting = True
         reason = self.spread(*self._done)
         if reason is None and self.controller:
             reason = self.rest(self.controller, worked, students_done, students_total)
         if reason is None and (self.checks_load or self.controller):
             reason = self.wait_for_load()
-        if self.probe:
-            self.probe.resting = False
+        if sender:
+            sender.resting = False
         self._rested = self.clock()
         return reason
 
@@ -354,7 +363,8 @@ class Pacer:
         """Read the server; the adaptive controller learns from every look."""
         reading = self.server.read()
         if self.controller and reading.others is not None:
-            probes = self.probe.take() if self.probe else []
+            sender = self.server.probe
+            probes = sender.take() if sender else []
             self._note(self.controller.observe(self.clock(), reading.others, probes))
             self._steer_probe()
         return reading
@@ -363,19 +373,18 @@ class Pacer:
         """The probe runs while the site is busy (its connection is opened the first time
         the site is: a quiet site never sees it); one that failed is said once and let go
         (the controller then holds a busy site at its start duty or lower)."""
-        if self.controller is None:
+        controller = self.controller
+        if controller is None:
             return
-        if self.probe is None and self.controller.busy and not self._probe_tried:
-            self._probe_tried = True
-            self.probe = self.server.start_probe()
-        if self.probe is None:
+        sender = self.server.start_probe() if controller.busy else self.server.probe
+        if sender is None:
             return
-        if self.probe.error:
-            log.warning("Pacing: the probe stopped (%s); %s", self.probe.error, probe.WITHOUT)
-            self.probe = None
-            self.controller.forget_baseline()
+        if sender.error:
+            log.warning("Pacing: the probe stopped (%s); %s", sender.error, probe.WITHOUT)
+            self.server.stop_probe()
+            controller.forget_baseline()
             return
-        self.probe.active = self.controller.busy
+        sender.active = controller.busy
 
     def _note(self, decision: Optional[adaptive.Decision]) -> None:
         if decision:

@@ -27,7 +27,7 @@ def baseline(duty: float, floor: float = 0.0) -> Controller:
     controller = Controller(quiet_per_s=20, max_delay_ratio=1.25, duty=duty, floor=floor)
     controller.busy = True
     controller.observe(0.0, 0, probes(0.0, 100, 0.001, idle=True))
-    controller._probes = controller._slow = 0
+    controller._window.clear()
     return controller
 
 
