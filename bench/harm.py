@@ -34,6 +34,7 @@ import os
 import platform
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -293,12 +294,7 @@ def table(sizes: list[Size]) -> str:
         quiet = next(
             (p.job_s for p in size.phases if p.name == "quiet unpaced" and p.job_s), float("nan")
         )
-        # The baseline is every idle phase together (before, between and after the runs):
-        # on a shared machine the neighbour's idle p99 drifts by itself from minute to minute.
-        idle_phase = Phase("idle (all)", 0.0)
-        idle_phase.latencies = [
-            lat for phase in size.phases if phase.name.startswith("idle") for lat in phase.latencies
-        ]
+        idle_phase = idle_all(size)
         idle = idle_phase.percentile(0.99)
         for phase in [*size.phases, idle_phase, *([size.midway] if size.midway else [])]:
             p99 = phase.percentile(0.99)
@@ -316,6 +312,44 @@ def table(sizes: list[Size]) -> str:
                 f" {ratio} | {phase.summary} |"
             )
     return "\n".join(lines)
+
+
+def idle_all(size: Size) -> Phase:
+    """Every idle phase together (before, between and after the runs), the baseline of
+    the ratios: on a shared machine the neighbour's idle p99 drifts by itself from minute
+    to minute."""
+    phase = Phase("idle (all)", 0.0)
+    phase.latencies = [
+        lat for each in size.phases if each.name.startswith("idle") for lat in each.latencies
+    ]
+    return phase
+
+
+def repeated(size: Size) -> dict[str, list[float]]:
+    """The neighbour's p99 / idle p99 of each run that ``--busy`` names more than once,
+    in order: the p99 is a cliff (a run is past it or not), so one run says little."""
+    idle = idle_all(size).percentile(0.99)
+    ratios: dict[str, list[float]] = {}
+    for phase in size.phases:
+        if phase.job_s is not None and phase.latencies and not phase.name.startswith("quiet"):
+            ratios.setdefault(phase.name, []).append(phase.percentile(0.99) / idle)
+    return {name: values for name, values in ratios.items() if len(values) > 1}
+
+
+def said_repeats(size: Size) -> str:
+    """``adaptive 0.96x, 1.10x, 2.97x (median 1.10x)`` per repeated run, or ""."""
+    parts = [
+        f"{name} {', '.join(f'{v:.2f}x' for v in values)}"
+        f" (median {statistics.median(values):.2f}x)"
+        for name, values in repeated(size).items()
+    ]
+    if not parts:
+        return ""
+    return (
+        f"\nRepeated side by side, N = {size.n:,}, the neighbour's p99 / idle p99: "
+        + "; ".join(parts)
+        + "."
+    )
 
 
 def plot(size: Size, path: Path) -> None:
@@ -428,6 +462,7 @@ def document(sizes: list[Size], args: argparse.Namespace, mariadb: str) -> str:
         " column compares the job's time with the quiet unpaced run's." + midway,
         "",
         table(sizes),
+        *(said for s in sizes if (said := said_repeats(s))),
         *(
             f"\nMidway, N = {s.n:,}: before the neighbour joined, the job wrote"
             f" {drop[0]:,.0f} students/s; {drop[1]:.2f} s after it joined, a second of the"

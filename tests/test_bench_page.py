@@ -74,3 +74,31 @@ def test_the_midway_drop_is_read_from_the_jobs_batches():
     assert after == 0.5 and rate <= 250
     size.neighbour_joined = 0.0
     assert harm.midway_drop(size) is None
+
+
+def test_runs_named_twice_are_summed_up_with_their_median():
+    def phase(name: str, latencies: list[float], job_s: float | None = 1.0) -> harm.Phase:
+        return harm.Phase(name, 0.0, job_s=job_s, latencies=latencies)
+
+    idle = [1.0] * 100  # idle p99 1.0 ms
+    size = harm.Size(
+        10_000,
+        [
+            phase("quiet adaptive", [], 1.0),
+            phase("idle", idle, None),
+            phase("fixed", [1.1] * 100),
+            phase("adaptive", [0.9] * 100),
+            phase("idle after adaptive", idle, None),
+            phase("adaptive", [3.0] * 100),
+            phase("unpaced", [9.0] * 100),
+            phase("adaptive", [1.2] * 100),
+        ],
+        [],
+        0.0,
+    )
+    assert harm.repeated(size) == {"adaptive": [0.9, 3.0, 1.2]}
+    said = harm.said_repeats(size)
+    assert "adaptive 0.90x, 3.00x, 1.20x (median 1.20x)" in said
+    assert "fixed" not in said and "unpaced" not in said
+    size.phases = size.phases[:4]
+    assert harm.said_repeats(size) == ""
