@@ -338,11 +338,10 @@ def repeated(size: Size) -> dict[str, list[float]]:
 
 def said_repeats(size: Size) -> str:
     """``adaptive 0.96x, 1.10x, 2.97x (median 1.10x)`` per repeated run, or ""."""
-    parts = [
-        f"{name} {', '.join(f'{v:.2f}x' for v in values)}"
-        f" (median {statistics.median(values):.2f}x)"
-        for name, values in repeated(size).items()
-    ]
+    parts = []
+    for name, values in repeated(size).items():
+        ratios = ", ".join(f"{value:.2f}x" for value in values)
+        parts.append(f"{name} {ratios} (median {statistics.median(values):.2f}x)")
     if not parts:
         return ""
     return (
