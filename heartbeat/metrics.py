@@ -153,7 +153,7 @@ def render(
          " pacing; 1: unpaced throughout).",
          f"{run.pacing_duty:.3f}"),
         ("pacing_backoffs",
-         "Times the last run's adaptive pacing halved its duty for the site's sake.",
+         "Times the last run's adaptive pacing cut its duty for the site's sake.",
          str(run.pacing_backoffs)),
     ]  # fmt: skip
     if expected is not None:

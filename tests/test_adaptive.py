@@ -3,12 +3,14 @@ as arguments; tests/test_pacing.py runs it against a real MariaDB and a real loa
 
 from __future__ import annotations
 
+import pytest
+
 from heartbeat import adaptive
 from heartbeat.adaptive import (
     DECIDE_S,
+    GROWTH,
     MIN_DUTY,
     START_DUTY,
-    STEP_UP,
     WINDOW_PROBES,
     Controller,
 )
@@ -79,27 +81,43 @@ def test_slow_probes_on_a_busy_site_halve_the_duty_down_to_the_minimum() -> None
     assert controller.lowest == MIN_DUTY
 
 
-def test_probes_within_the_delay_let_the_duty_grow_a_step_once_a_window_is_full() -> None:
+def test_probes_within_the_delay_let_the_duty_grow_a_tenth_once_a_window_is_full() -> None:
     controller = baseline(duty=0.1)
     # 20 % over the idle p99: within 25 %; half a window decides nothing yet
     assert controller.observe(DECIDE_S, BUSY * DECIDE_S, probes(0.0, 50, 0.0012)) is None
     decision = controller.observe(2 * DECIDE_S, BUSY * DECIDE_S, probes(0.5, 50, 0.0012))
-    assert decision is not None and decision.after == 0.1 + STEP_UP
+    assert decision is not None and decision.after == 0.1 * (1 + GROWTH)
     assert decision.why == (
         "the site is busy (200 statements/s) and 0 of 100 probes took over 1.25 ms"
     )
     assert controller.backoffs == 0
+    # the step is relative to the duty: as slow to double at 2 % as at 40 %
+    low, high = baseline(duty=0.02), baseline(duty=0.4)
+    assert windows(low, 8, took=0.001)[-1] / 0.02 == windows(high, 8, took=0.001)[-1] / 0.4
+    assert 2 < windows(baseline(duty=0.02), 8, took=0.001)[-1] / 0.02 < 2.2
 
 
 def test_one_slow_probe_in_a_hundred_is_the_p99_allowed_two_are_not() -> None:
     controller = baseline(duty=0.1)
     window = probes(0.0, 99, 0.001) + probes(1.0, 1, 0.005)
     controller.observe(DECIDE_S, BUSY * DECIDE_S, window)
-    assert controller.duty == 0.1 + STEP_UP
-    # two slow probes decide at once, without waiting for the window to fill
+    assert controller.duty == 0.1 * (1 + GROWTH)
+    # two slow probes decide at once, without waiting for the window to fill, and, just
+    # past the p99, take a fifth off: a halving there swung the duty from 1 % to 6 %
     decision = controller.observe(2 * DECIDE_S, BUSY * DECIDE_S, probes(1.1, 2, 0.005))
-    assert decision is not None and decision.after == (0.1 + STEP_UP) / 2
+    assert decision is not None
+    assert decision.after == pytest.approx(0.1 * (1 + GROWTH) * 0.8)
     assert decision.why.endswith("2 of 2 probes took over 1.25 ms")
+
+
+def test_the_cut_grows_with_the_slow_probes_up_to_a_halving() -> None:
+    cuts = []
+    for slow in (2, 3, 5, 10, 40):
+        controller = baseline(duty=0.1)
+        window = probes(0.0, WINDOW_PROBES - slow, 0.001) + probes(1.0, slow, 0.005)
+        controller.observe(DECIDE_S, BUSY * DECIDE_S, window)
+        cuts.append(round(controller.duty / 0.1, 6))
+    assert cuts == [0.8, 0.7, 0.5, 0.5, 0.5]
 
 
 def test_a_load_that_ends_lets_the_run_speed_up_again() -> None:
