@@ -55,8 +55,9 @@ GROWTH = 0.1
 WINDOW_PROBES = 100
 #: The share of slow probes a window may have: the site's p99 stays within the delay.
 SLOW_SHARE = 0.01
-#: Past ``SLOW_SHARE``, each point of slow probes in the window takes this many points
-#: off the duty (2 % slow: x0.8), down to at most ``MAX_CUT`` at once.
+#: Past ``SLOW_SHARE``, each per cent of slow probes in the window takes this many per
+#: cent off the duty: 2 % slow, x0.8; 3 %, x0.7; 5 % or more, x``MAX_CUT`` (a halving: a
+#: load that comes all at once makes a third of the probes slow).
 CUT_PER_SLOW = 10.0
 MAX_CUT = 0.5
 #: The baseline is the p99 of the idle probes of the last this many seconds (as LEDBAT's
