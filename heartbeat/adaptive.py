@@ -159,6 +159,8 @@ class Controller:
             self._window.clear()  # probes before a baseline judge nothing
         probes = len(self._window)
         slow = sum(took > limit for took in self._window) if limit is not None else 0
+        share = slow / max(probes, WINDOW_PROBES)  # a window not yet full counts as full
+        judged = f"{site} and {slow} of {probes} probes took over {(limit or 0) * 1000:.2f} ms"
         if not self.busy:
             self.duty = min(1.0, self.duty * 2)
             why = f"the site is quiet ({others_per_s:.0f} statements/s)"
@@ -167,13 +169,12 @@ class Controller:
                 return None
             self.duty = max(START_DUTY, self.duty / 2)
             why = f"{site} and its idle answer time is not known yet"
-        elif slow > SLOW_SHARE * max(probes, WINDOW_PROBES):
-            share = slow / max(probes, WINDOW_PROBES)
+        elif share > SLOW_SHARE:
             self.duty = max(MIN_DUTY, self.duty * max(MAX_CUT, 1 - CUT_PER_SLOW * share))
-            why = f"{site} and {slow} of {probes} probes took over {limit * 1000:.2f} ms"
+            why = judged
         elif probes >= WINDOW_PROBES:
             self.duty = min(1.0, self.duty * (1 + GROWTH))
-            why = f"{site} and {slow} of {probes} probes took over {limit * 1000:.2f} ms"
+            why = judged
         else:
             return None  # the delay window is not full yet
         self.backoffs += before > self.duty
