@@ -3,6 +3,9 @@ as arguments; tests/test_pacing.py runs it against a real MariaDB and a real loa
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from heartbeat import adaptive
@@ -155,3 +158,30 @@ def test_without_an_idle_answer_time_a_busy_site_brings_the_duty_to_the_start_du
 def test_the_deadline_floor_wins_over_a_backoff() -> None:
     controller = baseline(duty=1.0, floor=0.3)
     assert windows(controller, 3, took=0.01) == [0.5, 0.3, 0.3]
+
+
+def test_the_readmes_example_of_a_cut_is_what_the_controller_prints() -> None:
+    """The README shows one ``--verbose`` line of a cut; the controller, given what that
+    line says (the site's rate, the limit, the slow probes in the window), cuts to the
+    duty it shows. It showed a halving after the steps became relative."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    example = re.search(
+        r"the site is busy\s+\((\d+) statements/s\) and (\d+) of (\d+) probes took over"
+        r" ([0-9.]+) ms: duty (\d+)% -> (\d+)%",
+        readme,
+    )
+    assert example, "README: no --verbose example of a cut"
+    per_s, slow, count, limit_ms, before, after = example.groups()
+    idle = float(limit_ms) / 1000 / 1.25  # the idle p99 that gives that limit
+    controller = Controller(quiet_per_s=20, max_delay_ratio=1.25, duty=int(before) / 100)
+    controller.busy = True
+    controller.observe(0.0, 0, probes(0.0, 100, idle, idle=True))
+    controller._window.clear()
+    window = probes(1.0, int(count) - int(slow), idle) + probes(1.5, int(slow), idle * 4)
+    decision = controller.observe(DECIDE_S, float(per_s) * DECIDE_S, window)
+    assert decision is not None
+    assert decision.why == (
+        f"the site is busy ({per_s} statements/s) and {slow} of {count} probes took over"
+        f" {limit_ms} ms"
+    )
+    assert f"{decision.after * 100:.0f}" == after, decision
