@@ -19,7 +19,7 @@ Two signals, taken in at each look between batches (``pacing.Pacer.look``):
   ``max_delay_percent`` is *slow*. A window of about a hundred probes with more than
   1 % slow ones (the site's p99 past the allowed delay) cuts the duty in proportion
   to them, as DCTCP cuts its window in proportion to the marked packets: two slow
-  probes in a hundred take a fifth off, ten or more halve it. A window within it lets
+  probes in a hundred take a fifth off, five or more halve it. A window within it lets
   the duty grow by a tenth, so the run probes for what the server can give and backs
   off as soon as it does not. Both steps are relative to the duty, as the duty is to
   the server: the same rule fits a 2-core server where the site allows the run 2 % and
