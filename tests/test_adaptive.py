@@ -4,7 +4,6 @@ as arguments; tests/test_pacing.py runs it against a real MariaDB and a real loa
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
@@ -17,6 +16,7 @@ from heartbeat.adaptive import (
     WINDOW_PROBES,
     Controller,
 )
+from tests.conftest import ROOT
 
 BUSY = 200.0  # the site's statements per second
 
@@ -26,12 +26,12 @@ def probes(start: float, count: int, took: float, idle: bool = False) -> list:
     return [(start + i * 0.01, took, idle) for i in range(count)]
 
 
-def baseline(duty: float, floor: float = 0.0) -> Controller:
-    """A controller on a busy site that saw a hundred idle probes answer in 1 ms (so the
-    limit is 1.25 ms), at ``duty``."""
+def baseline(duty: float, floor: float = 0.0, idle: float = 0.001) -> Controller:
+    """A controller on a busy site that saw a hundred idle probes answer in ``idle``
+    seconds (1 ms: the limit is 1.25 ms), at ``duty``."""
     controller = Controller(quiet_per_s=20, max_delay_ratio=1.25, duty=duty, floor=floor)
     controller.busy = True
-    controller.observe(0.0, 0, probes(0.0, 100, 0.001, idle=True))
+    controller.observe(0.0, 0, probes(0.0, 100, idle, idle=True))
     controller._window.clear()
     return controller
 
@@ -164,7 +164,7 @@ def test_the_readmes_example_of_a_cut_is_what_the_controller_prints() -> None:
     """The README shows one ``--verbose`` line of a cut; the controller, given what that
     line says (the site's rate, the limit, the slow probes in the window), cuts to the
     duty it shows. It showed a halving after the steps became relative."""
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
     example = re.search(
         r"the site is busy\s+\((\d+) statements/s\) and (\d+) of (\d+) probes took over"
         r" ([0-9.]+) ms: duty (\d+)% -> (\d+)%",
@@ -173,10 +173,7 @@ def test_the_readmes_example_of_a_cut_is_what_the_controller_prints() -> None:
     assert example, "README: no --verbose example of a cut"
     per_s, slow, count, limit_ms, before, after = example.groups()
     idle = float(limit_ms) / 1000 / 1.25  # the idle p99 that gives that limit
-    controller = Controller(quiet_per_s=20, max_delay_ratio=1.25, duty=int(before) / 100)
-    controller.busy = True
-    controller.observe(0.0, 0, probes(0.0, 100, idle, idle=True))
-    controller._window.clear()
+    controller = baseline(duty=int(before) / 100, idle=idle)
     window = probes(1.0, int(count) - int(slow), idle) + probes(1.5, int(slow), idle * 4)
     decision = controller.observe(DECIDE_S, float(per_s) * DECIDE_S, window)
     assert decision is not None
