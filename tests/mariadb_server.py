@@ -17,6 +17,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
@@ -24,6 +25,11 @@ import pymysql
 
 ROOT_PASSWORD = "root-test-secret"
 SQL_DIR = Path(__file__).resolve().parent / "sql"
+# InnoDB fills information_schema.innodb_trx from a cache that it refreshes only once
+# nobody has read it for 100 ms (CACHE_MIN_IDLE_TIME_NS in trx0i_s.cc), and every read
+# restarts that clock: polled faster, the table shows its first snapshot forever and a
+# lock wait that began after the first read is never seen.
+LOCK_WAIT_POLL_S = 0.25
 
 
 def _free_port() -> int:
@@ -162,6 +168,15 @@ class MariaDBServer:
             **kwargs,
         )
 
+    def lock_waits(self) -> int:
+        """How many transactions wait for a row lock (as of the server's last snapshot:
+        poll it through ``wait_for_lock_waits``, which keeps the snapshot fresh)."""
+        with self.connect() as conn, conn.cursor() as cur:
+            cur.execute(
+                "SELECT COUNT(*) FROM information_schema.innodb_trx WHERE trx_state = 'LOCK WAIT'"
+            )
+            return int(cur.fetchone()[0])
+
     def drop_database(self, name: str) -> None:
         """Drop a test's database, bounded: a test that failed mid-run can leave its own
         connections open in the test process, holding a transaction on the database, and
@@ -196,6 +211,23 @@ class MariaDBServer:
                 cur.execute(f"DROP USER IF EXISTS '{user}'@'{host}'")
                 cur.execute(f"CREATE USER '{user}'@'{host}' IDENTIFIED BY %s", (password,))
                 cur.execute(grants.format(user=f"'{user}'@'{host}'"))
+
+
+def wait_for_lock_waits(
+    servers: Sequence[MariaDBServer],
+    timeout: float = 10,
+    given_up: Callable[[], bool] = lambda: False,
+) -> list[int]:
+    """Until each server has a transaction waiting for a row lock, at most ``timeout``
+    seconds, or until ``given_up()`` says the waiters cannot come (their process ended).
+    Returns the last counts (all >= 1 when every server had one), for the caller's
+    message. Polls at ``LOCK_WAIT_POLL_S``, slow enough for InnoDB to refresh the table."""
+    deadline = time.monotonic() + timeout
+    while True:
+        counts = [server.lock_waits() for server in servers]
+        if all(count >= 1 for count in counts) or given_up() or time.monotonic() >= deadline:
+            return counts
+        time.sleep(LOCK_WAIT_POLL_S)
 
 
 def run_sql_file(cursor: Any, path: Path, prefix: str = "mdl_") -> None:

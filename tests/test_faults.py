@@ -42,7 +42,7 @@ from tests.conftest import (
     make_site,
     start_cli,
 )
-from tests.mariadb_server import MariaDBServer
+from tests.mariadb_server import MariaDBServer, wait_for_lock_waits
 
 # Small lock waits so that a blocked job gives up within seconds.
 FAULT_SERVER_ARGS = ("--innodb-lock-wait-timeout=2", "--lock-wait-timeout=3")
@@ -432,20 +432,6 @@ def test_table_lock_wait_mid_run(fsite: Site) -> None:
     assert_next_run_processes_everyone(fsite, "failed")
 
 
-def _wait_for_lock_wait(site: Site) -> None:
-    """Until a transaction of the server waits for a row lock (at most 10 s)."""
-    deadline = time.monotonic() + 10
-    with site.server.connect() as conn, conn.cursor() as cur:
-        while time.monotonic() < deadline:
-            cur.execute(
-                "SELECT COUNT(*) FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT'"
-            )
-            if cur.fetchone()[0]:
-                return
-            time.sleep(0.02)
-    raise AssertionError("the job never waited for the event log's lock")
-
-
 def test_deadlock_with_another_session(fsite: Site) -> None:
     """A real deadlock: another session holds the event log's gap lock and, while the
     job waits on it, asks for the rows the job just inserted. InnoDB rolls back the
@@ -459,7 +445,8 @@ def test_deadlock_with_another_session(fsite: Site) -> None:
     def other_session() -> None:
         try:
             with other.cursor() as cur:
-                _wait_for_lock_wait(fsite)  # the job now waits for the event log
+                waits = wait_for_lock_waits([fsite.server])  # the job waits for the event log
+                assert waits[0] >= 1, "the job never waited for the event log's lock"
                 cur.execute(
                     "SELECT COUNT(*) FROM mdl_alt42_scenario_evaluation_log FOR UPDATE".replace(
                         "mdl_", fsite.prefix

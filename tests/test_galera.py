@@ -26,7 +26,7 @@ import pytest
 from heartbeat import db, schema
 from heartbeat.schedule import interval_slot as slot_start
 from tests.conftest import DB_PASSWORD, DB_USER, Site, make_site, start_cli
-from tests.mariadb_server import GaleraCluster
+from tests.mariadb_server import GaleraCluster, wait_for_lock_waits
 
 INTERVAL = 1440  # one slot per day: no slot boundary falls inside a test
 
@@ -163,20 +163,15 @@ def _wait_for_lock_waits(
 ) -> None:
     """Until each node has a job transaction waiting on the blocker's row lock; if not,
     the failure says what the jobs did (one that ended early, with its output)."""
-    deadline = time.monotonic() + 60
-    while True:
-        waiting = [
-            site.scalar(
-                "SELECT COUNT(*) FROM information_schema.innodb_trx WHERE trx_state = 'LOCK WAIT'"
-            )
-            for site in sites
-        ]
-        if all(count >= 1 for count in waiting):
-            return
-        if time.monotonic() >= deadline:
-            ended = [p.communicate(timeout=5) if p.poll() is not None else None for p in processes]
-            pytest.fail(f"round {round_number}: the claims never waited: {waiting}; jobs: {ended}")
-        time.sleep(0.05)
+    waiting = wait_for_lock_waits(
+        [site.server for site in sites],
+        timeout=60,
+        given_up=lambda: any(p.poll() is not None for p in processes),
+    )
+    if all(count >= 1 for count in waiting):
+        return
+    ended = [p.communicate(timeout=5) if p.poll() is not None else None for p in processes]
+    pytest.fail(f"round {round_number}: the claims never waited: {waiting}; jobs: {ended}")
 
 
 def test_servers_on_both_nodes_starting_together_give_one_run(sites: list[Site]) -> None:

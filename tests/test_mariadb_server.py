@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from pathlib import Path
 
 import pymysql
 
-from tests.conftest import DB_PASSWORD, DB_USER, make_site
-from tests.mariadb_server import MariaDBServer
+from tests.conftest import DB_PASSWORD, DB_USER, Site, make_site
+from tests.mariadb_server import MariaDBServer, wait_for_lock_waits
 
 
 def test_a_transaction_a_failed_test_left_open_never_hangs_the_suite(
@@ -35,3 +36,32 @@ def test_a_transaction_a_failed_test_left_open_never_hangs_the_suite(
         assert cur.fetchall() == ()
     with contextlib.suppress(pymysql.err.MySQLError):
         leaked.close()
+
+
+def test_a_lock_wait_that_begins_while_polling_is_seen(site: Site) -> None:
+    """InnoDB refreshes information_schema.innodb_trx only once it went unread for
+    100 ms. The Galera claims test polled it every 50 ms from before the jobs waited: it
+    read its first, empty snapshot for a minute and failed CI (both jobs were in a lock
+    wait all along). The poll now leaves the table time to refresh."""
+    holder, waiter = site.conn(), site.conn()
+    with holder.cursor() as cur:
+        cur.execute("CREATE TABLE t (id INT PRIMARY KEY)")
+        cur.execute("INSERT INTO t VALUES (1)")
+        holder.autocommit(False)
+        cur.execute("SELECT id FROM t WHERE id = 1 FOR UPDATE")
+
+    def wait_for_the_row() -> None:
+        time.sleep(1)  # the poll below has read the table (no waiter yet) several times
+        with waiter.cursor() as cur:
+            cur.execute("SET SESSION innodb_lock_wait_timeout = 30")
+            cur.execute("SELECT id FROM t WHERE id = 1 FOR UPDATE")
+
+    waiting = threading.Thread(target=wait_for_the_row, daemon=True)
+    waiting.start()
+    try:
+        assert wait_for_lock_waits([site.server], timeout=10) == [1]
+    finally:
+        holder.rollback()
+        waiting.join(30)
+        holder.close()
+        waiter.close()
