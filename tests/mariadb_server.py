@@ -168,15 +168,6 @@ class MariaDBServer:
             **kwargs,
         )
 
-    def lock_waits(self) -> int:
-        """How many transactions wait for a row lock (as of the server's last snapshot:
-        poll it through ``wait_for_lock_waits``, which keeps the snapshot fresh)."""
-        with self.connect() as conn, conn.cursor() as cur:
-            cur.execute(
-                "SELECT COUNT(*) FROM information_schema.innodb_trx WHERE trx_state = 'LOCK WAIT'"
-            )
-            return int(cur.fetchone()[0])
-
     def drop_database(self, name: str) -> None:
         """Drop a test's database, bounded: a test that failed mid-run can leave its own
         connections open in the test process, holding a transaction on the database, and
@@ -223,11 +214,20 @@ def wait_for_lock_waits(
     Returns the last counts (all >= 1 when every server had one), for the caller's
     message. Polls at ``LOCK_WAIT_POLL_S``, slow enough for InnoDB to refresh the table."""
     deadline = time.monotonic() + timeout
-    while True:
-        counts = [server.lock_waits() for server in servers]
-        if all(count >= 1 for count in counts) or given_up() or time.monotonic() >= deadline:
-            return counts
-        time.sleep(LOCK_WAIT_POLL_S)
+    with contextlib.ExitStack() as stack:
+        connections = [stack.enter_context(server.connect()) for server in servers]
+        cursors = [stack.enter_context(conn.cursor()) for conn in connections]
+        while True:
+            counts = []
+            for cur in cursors:
+                cur.execute(
+                    "SELECT COUNT(*) FROM information_schema.innodb_trx"
+                    " WHERE trx_state = 'LOCK WAIT'"
+                )
+                counts.append(int(cur.fetchone()[0]))
+            if all(count >= 1 for count in counts) or given_up() or time.monotonic() >= deadline:
+                return counts
+            time.sleep(LOCK_WAIT_POLL_S)
 
 
 def run_sql_file(cursor: Any, path: Path, prefix: str = "mdl_") -> None:
